@@ -1,0 +1,160 @@
+"""The SuperCircuit: one set of weights that every subcircuit of a design space shares.
+
+QuantumNAS (Wang et al., HPCA 2022): each gate position of every block owns its angles;
+a subcircuit is the SuperCircuit with fewer blocks and narrower (front-shared) layers, and
+it reads its angles from the same positions. A `Subcircuit` is therefore a view: its
+layers index into the shared weight vector and copy nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from qiskit import QuantumCircuit
+from torch import nn
+
+from qnas.qiskit_bridge import to_qiskit
+from qnas.sim import Layer, gate_spec
+from qnas.space import DesignSpace
+
+
+@dataclass
+class Subcircuit:
+    """A subcircuit of a SuperCircuit: active layers reading the shared weights."""
+
+    genes: tuple[int, ...]
+    n_wires: int
+    layers: list[Layer]
+    weights: torch.Tensor
+
+    def parameter_indices(self) -> list[int]:
+        """Sorted weight indices the active layers read."""
+        return sorted({i for ly in self.layers if ly.source == "weight" for ix in ly.index for i in ix})
+
+    @property
+    def n_params(self) -> int:
+        return len(self.parameter_indices())
+
+    def key(self) -> tuple:
+        """Identifies the active circuit: genomes differing only in inactive blocks share it."""
+        return tuple((ly.gate, ly.wires) for ly in self.layers)
+
+    def to_qiskit(
+        self, bound: bool = True, encoder: Sequence[Layer] = (), n_inputs: int = 0
+    ) -> QuantumCircuit:
+        """Return the equivalent QuantumCircuit, weights bound or free, after an optional encoder."""
+        weights = self.weights.detach() if bound else None
+        return to_qiskit([*encoder, *self.layers], self.n_wires, weights=weights, n_inputs=n_inputs)
+
+    def n_gates(self) -> dict[str, int]:
+        """Number of 1- and 2-qubit gates of the logical circuit."""
+        counts = {"1q": 0, "2q": 0}
+        for ly in self.layers:
+            counts["2q" if ly.n_qubits == 2 else "1q"] += len(ly.wires)
+        return counts
+
+
+class SuperCircuit(nn.Module):
+    """The largest circuit of a design space on `n_wires`, with one flat weight vector."""
+
+    def __init__(
+        self, space: DesignSpace, n_wires: int, max_blocks: int | None = None, seed: int = 0
+    ) -> None:
+        super().__init__()
+        self.space = space
+        self.n_wires = n_wires
+        self.max_blocks = max_blocks or space.max_blocks
+        self.gene_choices = space.gene_choices(n_wires, self.max_blocks)
+        # index[b][l][p] = weight indices of position p of layer l in block b
+        self._index: list[list[list[tuple[int, ...]]]] = []
+        self._positions = space.layer_positions(n_wires)
+        count = 0
+        for _ in range(self.max_blocks):
+            block = []
+            for ly, pos in zip(space.layers, self._positions, strict=True):
+                n_par = gate_spec(ly.gate).n_params
+                block.append(
+                    [tuple(range(count + p * n_par, count + (p + 1) * n_par)) for p in range(len(pos))]
+                )
+                count += n_par * len(pos)
+            self._index.append(block)
+        gen = torch.Generator().manual_seed(seed)
+        # Uniform in [-pi, pi), as torchquantum initialises its rotation gates.
+        self.weights = nn.Parameter((torch.rand(count, generator=gen, dtype=torch.float64) * 2 - 1) * np.pi)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.space.layers)
+
+    def validate(self, genes: Sequence[int]) -> tuple[int, ...]:
+        """Return genes as a tuple if legal for this SuperCircuit, else raise naming the bad gene."""
+        return self.space.validate(genes, self.n_wires, self.max_blocks)
+
+    def subcircuit(self, genes: Sequence[int]) -> Subcircuit:
+        """Return the view of the subcircuit `genes` (widths per layer per block, then blocks)."""
+        genes = self.validate(genes)
+        n_blocks = genes[-1]
+        layers = []
+        for b in range(n_blocks):
+            for li, ly in enumerate(self.space.layers):
+                width = genes[b * self.n_layers + li]
+                wires = tuple(self._positions[li][:width])
+                if gate_spec(ly.gate).n_params:
+                    layers.append(Layer(ly.gate, wires, "weight", tuple(self._index[b][li][:width])))
+                else:
+                    layers.append(Layer(ly.gate, wires))
+        return Subcircuit(genes, self.n_wires, layers, self.weights)
+
+    def largest(self) -> tuple[int, ...]:
+        return self.space.largest(self.n_wires, self.max_blocks)
+
+    def canonical(self, genes: Sequence[int]) -> tuple[int, ...]:
+        """The genome with the widths of inactive blocks set to their largest value."""
+        genes = list(self.validate(genes))
+        start = genes[-1] * self.n_layers
+        full = self.largest()
+        genes[start:-1] = full[start:-1]
+        return tuple(genes)
+
+
+class ArchSampler:
+    """Draws the subcircuit to train at each SuperCircuit step.
+
+    "uniform" draws every gene anew; "restricted" changes at most `limit_diff` genes from
+    the previous sample (QuantumNAS's limit_diff), so consecutive steps train similar
+    subcircuits and the shared weights settle.
+    """
+
+    def __init__(
+        self, gene_choices: list[list[int]], strategy: str = "restricted", limit_diff: int = 4, seed: int = 0
+    ):
+        if strategy not in ("uniform", "restricted"):
+            raise ValueError(f"unknown sampler {strategy!r}; allowed: uniform, restricted")
+        if limit_diff < 1:
+            raise ValueError(f"limit_diff must be >= 1, got {limit_diff}")
+        self.choices = gene_choices
+        self.strategy = strategy
+        self.limit_diff = limit_diff
+        self.rng = np.random.default_rng(seed)
+        self.previous: tuple[int, ...] | None = None
+
+    def sample(self) -> tuple[int, ...]:
+        if self.strategy == "uniform" or self.previous is None:
+            genes = [int(self.rng.choice(c)) for c in self.choices]
+        else:
+            genes = list(self.previous)
+            n_change = int(self.rng.integers(1, self.limit_diff + 1))
+            for i in self.rng.choice(len(genes), size=min(n_change, len(genes)), replace=False):
+                genes[i] = int(self.rng.choice(self.choices[i]))
+        self.previous = tuple(genes)
+        return self.previous
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.bit_generator.state, "previous": self.previous}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.previous = None if state["previous"] is None else tuple(state["previous"])

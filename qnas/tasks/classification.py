@@ -1,0 +1,129 @@
+"""Image classification on 4 qubits: 4x4 features, the 4x4_ryzxy encoder, Z readout, NLL loss."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from qnas.sim import Layer, expval_z, run
+from qnas.supercircuit import Subcircuit
+
+N_WIRES = 4
+
+
+def encoder_4x4_ryzxy() -> list[Layer]:
+    """QuantumNAS's "4x4_ryzxy": RY, RZ, RX, RY on the 4 wires, each layer reading 4 of the 16 features."""
+    wires = tuple((w,) for w in range(N_WIRES))
+    return [
+        Layer(gate, wires, "input", tuple((4 * k + w,) for w in range(N_WIRES)))
+        for k, gate in enumerate(("ry", "rz", "rx", "ry"))
+    ]
+
+
+def readout_logits(z: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Logits from the per-qubit <Z>: one qubit per class for 4 classes, summed pairs for 2 (QuantumNAS)."""
+    if n_classes == z.shape[1]:
+        return z
+    if n_classes == 2 and z.shape[1] == 4:
+        return z.view(-1, 2, 2).sum(-1)
+    raise ValueError(f"no readout for {n_classes} classes on {z.shape[1]} qubits")
+
+
+@dataclass
+class ClassificationTask:
+    """A labelled data set split into train/valid/test, encoded into angles in [0, pi]."""
+
+    name: str
+    classes: Sequence[int]
+    splits: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    kind: str = "classification"
+    n_wires: int = N_WIRES
+    n_inputs: int = 16
+    metric: str = "accuracy"
+    higher_is_better: bool = True
+
+    def __post_init__(self) -> None:
+        self.encoder = encoder_4x4_ryzxy()
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    def inputs(self, split: str, n_samples: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features and labels of a split, the first `n_samples` of them when given."""
+        if split not in self.splits:
+            raise ValueError(f"unknown split {split!r}; allowed: {', '.join(self.splits)}")
+        x, y = self.splits[split]
+        return (x, y) if n_samples is None else (x[:n_samples], y[:n_samples])
+
+    def batches(
+        self, batch_size: int, rng: np.random.Generator
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch of shuffled training batches."""
+        x, y = self.splits["train"]
+        order = torch.as_tensor(rng.permutation(len(x)))
+        for start in range(0, len(x), batch_size):
+            idx = order[start : start + batch_size]
+            yield x[idx], y[idx]
+
+    def logits(self, sub: Subcircuit, x: torch.Tensor, dtype: torch.dtype = torch.complex64) -> torch.Tensor:
+        state = run([*self.encoder, *sub.layers], self.n_wires, weights=sub.weights, inputs=x, dtype=dtype)
+        return readout_logits(expval_z(state, self.n_wires), self.n_classes)
+
+    def loss(self, sub: Subcircuit, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x, y = batch
+        return F.nll_loss(F.log_softmax(self.logits(sub, x), dim=1), y)
+
+    def metrics_from_z(self, z: torch.Tensor | np.ndarray, y: torch.Tensor) -> dict[str, float]:
+        """Loss and accuracy from per-qubit <Z> (B, n_wires), noiseless or measured under noise."""
+        logits = readout_logits(torch.as_tensor(np.asarray(z), dtype=torch.float64), self.n_classes)
+        loss = F.nll_loss(F.log_softmax(logits, dim=1), y).item()
+        accuracy = (logits.argmax(1) == y).double().mean().item()
+        return {"loss": loss, "accuracy": accuracy}
+
+    @torch.no_grad()
+    def evaluate(
+        self, sub: Subcircuit, split: str = "valid", n_samples: int | None = None
+    ) -> dict[str, float]:
+        """Noiseless loss and accuracy of `sub` on a split."""
+        x, y = self.inputs(split, n_samples)
+        state = run([*self.encoder, *sub.layers], self.n_wires, weights=sub.weights, inputs=x)
+        return self.metrics_from_z(expval_z(state, self.n_wires), y)
+
+
+def select_classes(
+    features: np.ndarray, labels: np.ndarray, classes: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The samples of `classes`, relabelled 0..k-1, features in [0, 1] scaled to angles in [0, pi]."""
+    keep = np.isin(labels, classes)
+    return features[keep] * np.pi, np.searchsorted(np.asarray(classes), labels[keep])
+
+
+def as_tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.long)
+
+
+def split_dataset(
+    features: np.ndarray,
+    labels: np.ndarray,
+    classes: Sequence[int],
+    seed: int,
+    test: float = 0.3,
+    valid: float = 0.15,
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Stratified train/valid/test split of the samples of `classes` (test=0: no test split)."""
+    from sklearn.model_selection import train_test_split
+
+    x, y = select_classes(features, labels, classes)
+    out = {}
+    if test > 0:
+        x, x_test, y, y_test = train_test_split(x, y, test_size=test, random_state=seed, stratify=y)
+        out["test"] = as_tensors(x_test, y_test)
+    x_train, x_valid, y_train, y_valid = train_test_split(
+        x, y, test_size=valid / (1 - test), random_state=seed, stratify=y
+    )
+    return {"train": as_tensors(x_train, y_train), "valid": as_tensors(x_valid, y_valid), **out}
