@@ -1,0 +1,209 @@
+"""The `qnas` command: parse, call, print. Bad input exits with status 2 and one line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+_EPILOG = (
+    "Configs are YAML (see configs/); --set section.key=value overrides one entry, e.g. --set train.epochs=5."
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qnas", description="Noise-aware quantum architecture search.", epilog=_EPILOG
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def run_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", type=Path, help="YAML config (default: built-in defaults)")
+        p.add_argument("--out", type=Path, required=True, help="run directory; an existing one is resumed")
+        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    run_args(sub.add_parser("train", help="train the SuperCircuit into a run directory"))
+    search = sub.add_parser("search", help="train, search, fine-tune and export, resumable")
+    run_args(search)
+    search.add_argument(
+        "--workers", type=int, default=2, help="Ray workers; 0 evaluates in-process (default 2)"
+    )
+    search.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS"), help="join this Ray cluster")
+    search.add_argument("--storage", help="Optuna storage URL (default: a journal file in the run directory)")
+
+    devices = sub.add_parser("devices", help="list devices with their qubits, basis gates and median errors")
+    devices.add_argument("names", nargs="*", help="only these devices")
+    sub.add_parser("spaces", help="list the design spaces")
+    sub.add_parser("tasks", help="list the tasks")
+
+    pareto = sub.add_parser("pareto", help="print a run's Pareto front and write its plots")
+    pareto.add_argument("run", type=Path)
+    pareto.add_argument("--format", choices=("table", "csv", "json"), default="table")
+
+    export = sub.add_parser("export", help="write a candidate as OpenQASM")
+    export.add_argument("run", type=Path)
+    export.add_argument(
+        "--trial", default="best", help="trial number from candidates.csv, or 'best' (fine-tuned)"
+    )
+    export.add_argument("--format", choices=("qasm2", "qasm3"), default="qasm3")
+    export.add_argument(
+        "--transpiled", action="store_true", help="transpile for the device on the trial's layout"
+    )
+    export.add_argument("--device", help="device to transpile for (default: the run's)")
+    export.add_argument("--out", type=Path, help="file to write (default: print)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        return _COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"qnas: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("qnas: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+def _train(args) -> int:
+    from qnas.config import load_config
+    from qnas.pipeline import run_train
+    from qnas.results import RunDir
+
+    config = load_config(args.config, args.overrides)
+    task, sc = run_train(config, RunDir(args.out), progress=not args.quiet)
+    largest = sc.subcircuit(sc.largest())
+    print(f"trained SuperCircuit saved in {args.out}; largest subcircuit on valid: {task.evaluate(largest)}")
+    return 0
+
+
+def _search(args) -> int:
+    from qnas.config import load_config
+    from qnas.pipeline import run_search
+    from qnas.results import RunDir
+
+    config = load_config(args.config, args.overrides)
+    if args.workers < 0:
+        raise ValueError(f"--workers must be >= 0, got {args.workers}")
+    outcome = run_search(
+        config, RunDir(args.out), args.workers, args.ray_address, args.storage, not args.quiet
+    )
+    cols = ["trial", "layout", "arch", *config.search.objectives]
+    print(f"Pareto front ({len(outcome.front)} of {len(outcome.candidates)} candidates):")
+    print(outcome.front[cols].to_string(index=False))
+    print("best:", json.dumps(outcome.best, indent=2))
+    return 0
+
+
+def _devices(args) -> int:
+    from qnas.devices import list_devices
+
+    print(list_devices(args.names or None).to_string(index=False))
+    return 0
+
+
+def _spaces(args) -> int:
+    from qnas.space import available_spaces, load_space
+
+    for name in available_spaces():
+        space = load_space(name)
+        layers = ", ".join(f"{ly.gate}({ly.pattern})" for ly in space.layers)
+        print(f"{name:10s} up to {space.max_blocks} blocks of [{layers}]")
+    return 0
+
+
+def _tasks(args) -> int:
+    from qnas.tasks import available_tasks
+
+    print("\n".join(available_tasks()))
+    return 0
+
+
+def _pareto(args) -> int:
+    import pandas as pd
+
+    from qnas.results import RunDir, front_of, plot_front
+
+    run = RunDir(args.run)
+    config = run.load_config()
+    if not run.candidates_parquet.exists():
+        raise FileNotFoundError(f"{run.path} has no candidates table yet; run qnas search first")
+    df = pd.read_parquet(run.candidates_parquet)
+    objectives = config.search.objectives
+    front = front_of(df, objectives)
+    plot_front(df, front, objectives, run.path / "pareto.png", run.path / "pareto.html")
+    cols = [
+        c
+        for c in ["trial", "layout", "arch", *objectives, "n_2q", "depth", "success_probability"]
+        if c in front
+    ]
+    cols = list(dict.fromkeys(cols))
+    if args.format == "csv":
+        print(front[cols].to_csv(index=False), end="")
+    elif args.format == "json":
+        print(front[cols].to_json(orient="records"))
+    else:
+        print(front[cols].to_string(index=False))
+        print(f"plots: {run.path / 'pareto.png'}, {run.path / 'pareto.html'}", file=sys.stderr)
+    return 0
+
+
+def _export(args) -> int:
+    import pandas as pd
+    import torch
+
+    from qnas.devices import get_device
+    from qnas.export import export_circuit
+    from qnas.pipeline import load_supercircuit
+    from qnas.results import RunDir
+
+    run = RunDir(args.run)
+    config = run.load_config()
+    task, sc = load_supercircuit(config, run)
+    if args.trial == "best":
+        if not (run.path / "best.pt").exists():
+            raise FileNotFoundError(f"{run.path} has no best.pt yet; finish qnas search first")
+        best = torch.load(run.path / "best.pt", weights_only=False)
+        with torch.no_grad():
+            sc.weights.copy_(best["weights"])
+        arch, layout = best["genes"], best["layout"]
+    else:
+        df = pd.read_parquet(run.candidates_parquet)
+        row = df[df["trial"] == int(args.trial)]
+        if row.empty:
+            raise ValueError(
+                f"trial {args.trial} not in {run.candidates_parquet}; trials: {df['trial'].min()}..{df['trial'].max()}"
+            )
+        arch, layout = json.loads(row.iloc[0]["arch"]), json.loads(row.iloc[0]["layout"])
+    device = get_device(args.device or config.device) if args.transpiled else None
+    text = export_circuit(
+        sc.subcircuit(arch),
+        task,
+        args.format,
+        args.out,
+        device,
+        layout if device else None,
+        config.search.optimization_level,
+        config.seed,
+    )
+    print(f"wrote {text}" if args.out else text)
+    return 0
+
+
+_COMMANDS = {
+    "train": _train,
+    "search": _search,
+    "devices": _devices,
+    "spaces": _spaces,
+    "tasks": _tasks,
+    "pareto": _pareto,
+    "export": _export,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

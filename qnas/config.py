@@ -1,0 +1,146 @@
+"""Typed, validated run configuration: YAML files plus `--set key=value` overrides.
+
+Everything a run needs is checked here, before any training starts: names of the task,
+design space, device and objectives, and a search budget that adds up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+# objective name -> direction; the search minimises or maximises it.
+OBJECTIVES: dict[str, str] = {
+    "loss": "minimize",  # task loss (noisy when the search is noise-aware)
+    "accuracy": "maximize",  # classification only
+    "energy": "minimize",  # VQE only
+    "n_2q": "minimize",  # transpiled two-qubit gates
+    "depth": "minimize",  # transpiled depth
+    "n_params": "minimize",
+    "expressibility": "minimize",  # KL divergence from Haar: lower is more expressive
+    "entangling_capability": "maximize",
+    "success_probability": "maximize",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskConfig(_Strict):
+    name: str = "digits4"
+    max_train: int | None = Field(None, gt=0, description="subsample MNIST-style training sets")
+
+
+class SpaceConfig(_Strict):
+    name: str = "u3cu3"
+    max_blocks: int | None = Field(None, gt=0, description="fewer blocks than the space allows")
+
+
+class TrainConfig(_Strict):
+    epochs: int = Field(100, gt=0)
+    batch_size: int = Field(32, gt=0)
+    lr: float = Field(1e-2, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    warmup_epochs: int = Field(5, ge=0)
+    sampler: Literal["uniform", "restricted"] = "restricted"
+    limit_diff: int = Field(4, gt=0)
+
+
+class SearchConfig(_Strict):
+    strategy: Literal["evolution", "random"] = "evolution"
+    population: int = Field(40, gt=0)
+    parents: int = Field(10, gt=0)
+    mutants: int = Field(20, ge=0)
+    mutation_prob: float = Field(0.4, gt=0, le=1)
+    crossovers: int = Field(10, ge=0)
+    iterations: int = Field(40, gt=0)
+    objectives: list[str] = ["loss", "n_2q"]
+    noise_aware: bool = True
+    layout: list[int] | None = None
+    arch: list[int] | None = None
+    valid_samples: int = Field(300, gt=0)
+    optimization_level: int = Field(2, ge=0, le=3)
+    shots: int | None = Field(None, gt=0)
+    expressibility_samples: int = Field(1000, gt=0)
+
+    @model_validator(mode="after")
+    def _budget(self) -> SearchConfig:
+        unknown = [o for o in self.objectives if o not in OBJECTIVES]
+        if unknown:
+            raise ValueError(f"unknown objective(s) {unknown}; allowed: {', '.join(OBJECTIVES)}")
+        if not self.objectives:
+            raise ValueError("search.objectives is empty; give at least one of: " + ", ".join(OBJECTIVES))
+        if self.parents + self.mutants + self.crossovers != self.population:
+            raise ValueError(
+                f"search budget does not add up: parents ({self.parents}) + mutants ({self.mutants}) + "
+                f"crossovers ({self.crossovers}) must equal population ({self.population})"
+            )
+        if self.crossovers and self.parents < 2:
+            raise ValueError(f"crossover needs at least 2 parents, got parents={self.parents}")
+        return self
+
+
+class FinetuneConfig(_Strict):
+    epochs: int = Field(100, ge=0)
+    lr: float = Field(5e-3, gt=0)
+    batch_size: int = Field(32, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    warmup_epochs: int = Field(0, ge=0)
+
+
+class Config(_Strict):
+    seed: int = 0
+    device: str = "fake_quito"
+    task: TaskConfig = TaskConfig()
+    space: SpaceConfig = SpaceConfig()
+    train: TrainConfig = TrainConfig()
+    search: SearchConfig = SearchConfig()
+    finetune: FinetuneConfig = FinetuneConfig()
+
+
+def _parse_value(text: str):
+    return yaml.safe_load(text)
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Return `data` with each "a.b=value" override set (value parsed as YAML)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not key=value (e.g. train.epochs=10)")
+        key, value = item.split("=", 1)
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {item!r}: {part} is not a section")
+        node[parts[-1]] = _parse_value(value)
+    return data
+
+
+def load_config(path: Path | str | None, overrides: list[str] | None = None) -> Config:
+    """Return the validated config from a YAML file (None: defaults) with overrides applied."""
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"config file {path} does not exist")
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: a config is a mapping of sections, got {type(data).__name__}")
+    data = apply_overrides(data, overrides or [])
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "config"
+        raise ValueError(f"{where}: {first['msg']} (got {first.get('input')!r})") from None
+
+
+def dump_config(config: Config) -> str:
+    """The resolved config as YAML, as written into a run directory."""
+    return yaml.safe_dump(config.model_dump(), sort_keys=False)

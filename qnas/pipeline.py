@@ -1,0 +1,274 @@
+"""The stages of a run, in order: check the config, train, search, fine-tune, export.
+
+Each stage reads and writes the run directory, so running the same command again
+continues where an interrupted run stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from qnas import noise
+from qnas.config import OBJECTIVES, Config
+from qnas.devices import get_device
+from qnas.evaluate import CandidateEvaluator, build_supercircuit, evaluator_payload
+from qnas.export import export_circuit
+from qnas.parallel import EvaluatorPool
+from qnas.results import RunDir, candidates_table, front_of, plot_front, write_tables
+from qnas.search.engine import EvolutionSettings, evolve
+from qnas.search.genome import Genome, GenomeSpace
+from qnas.search.pareto import hypervolume, pareto_front
+from qnas.search.study import CandidateStudy, open_storage
+from qnas.space import load_space
+from qnas.supercircuit import SuperCircuit
+from qnas.tasks import ClassificationTask, Task, get_task
+from qnas.train import TrainSettings, finetune, train_supercircuit
+
+_TASK_ONLY = {"accuracy": "classification", "energy": "vqe"}
+
+
+def check_config(config: Config) -> tuple[Task, SuperCircuit]:
+    """Resolve every name and check the search settings against them; raise before any training."""
+    task = get_task(config.task.name, seed=config.seed, max_train=config.task.max_train)
+    space = load_space(config.space.name)
+    device = get_device(config.device)
+    search = config.search
+    for objective in search.objectives:
+        kind = _TASK_ONLY.get(objective)
+        if kind is not None and kind != task.kind:
+            raise ValueError(f"objective {objective!r} needs a {kind} task; {task.name} is {task.kind}")
+    if task.n_wires > device.n_qubits:
+        raise ValueError(f"task {task.name} needs {task.n_wires} qubits; {device.name} has {device.n_qubits}")
+    sc = SuperCircuit(space, task.n_wires, config.space.max_blocks, seed=config.seed)
+    genome_space(config, sc, device.n_qubits)
+    if search.layout is not None:
+        noise.validate_layout(search.layout, task.n_wires, device)
+    if isinstance(task, ClassificationTask):
+        n_valid = len(task.inputs("valid")[0])
+        if search.valid_samples > n_valid:
+            raise ValueError(
+                f"search.valid_samples = {search.valid_samples}; {task.name} has {n_valid} validation samples"
+            )
+    return task, sc
+
+
+def genome_space(config: Config, sc: SuperCircuit, n_physical: int) -> GenomeSpace:
+    search = config.search
+    return GenomeSpace(
+        n_logical=sc.n_wires,
+        n_physical=n_physical,
+        arch_choices=tuple(tuple(c) for c in sc.gene_choices),
+        fixed_layout=tuple(search.layout) if search.layout is not None else None,
+        fixed_arch=sc.validate(search.arch) if search.arch is not None else None,
+    )
+
+
+def train_settings(config: Config) -> TrainSettings:
+    t = config.train
+    return TrainSettings(
+        t.epochs, t.batch_size, t.lr, t.weight_decay, t.warmup_epochs, t.sampler, t.limit_diff, config.seed
+    )
+
+
+def run_train(config: Config, run: RunDir, progress: bool = True) -> tuple[Task, SuperCircuit]:
+    """Train (or finish training) the run's SuperCircuit; return the task and the trained SuperCircuit."""
+    task, sc = check_config(config)
+    run.prepare(config)
+    train_supercircuit(sc, task, train_settings(config), run.checkpoint, progress)
+    return task, sc
+
+
+@dataclass
+class SearchOutcome:
+    candidates: pd.DataFrame
+    front: pd.DataFrame
+    history: list[dict]
+    best: dict[str, Any]
+
+
+def run_search(
+    config: Config,
+    run: RunDir,
+    workers: int = 2,
+    ray_address: str | None = None,
+    storage: str | None = None,
+    progress: bool = True,
+) -> SearchOutcome:
+    """Train, then search, then fine-tune and export the best candidate; resumable at every stage."""
+    task, sc = run_train(config, run, progress)
+    device = get_device(config.device)
+    space = genome_space(config, sc, device.n_qubits)
+    search = config.search
+    directions = [OBJECTIVES[o] for o in search.objectives]
+    study = CandidateStudy(
+        open_storage(run.storage_url(storage)),
+        f"qnas-{run.path.resolve().name}",
+        search.objectives,
+        directions,
+        space,
+        key_of=lambda g: f"L{list(g.layout)}A{list(sc.canonical(g.arch))}",
+    )
+    settings = EvolutionSettings(
+        search.population,
+        search.parents,
+        search.mutants,
+        search.crossovers,
+        search.mutation_prob,
+        search.iterations,
+        search.strategy,
+        config.seed,
+    )
+    history: list[dict] = []
+    bar = tqdm(total=search.population * search.iterations, desc="search", disable=not progress, unit="cand")
+    started, evaluated = time.perf_counter(), 0
+    reference: list[np.ndarray] = []
+    with EvaluatorPool(CandidateEvaluator, evaluator_payload(config, sc, task), workers, ray_address) as pool:
+
+        def evaluate(items):
+            nonlocal evaluated
+            for key, result in pool.evaluate(items):
+                evaluated += 1
+                bar.set_postfix(evals_per_s=f"{evaluated / (time.perf_counter() - started):.2f}")
+                yield key, result
+
+        def score(genomes: list[Genome], generation: int) -> np.ndarray:
+            values = study.score(genomes, generation, evaluate)
+            done = [r for r in study.completed() if r.get("values") is not None]
+            all_values = np.array([study.signs * np.asarray(r["values"]) for r in done]).reshape(
+                len(done), -1
+            )
+            if not reference and len(all_values):
+                # Fixed after generation 0 so the hypervolume of later generations is comparable.
+                span = np.ptp(all_values, axis=0)
+                reference.append(all_values.max(axis=0) + 0.1 * np.where(span > 0, span, 1.0))
+            hv = hypervolume(all_values[pareto_front(all_values)], reference[0]) if len(all_values) else 0.0
+            best = float(study.signs[0] * all_values[:, 0].min()) if len(all_values) else float("nan")
+            history.append(
+                {
+                    "generation": generation,
+                    "evaluated": len(study.records),
+                    "hypervolume": hv,
+                    f"best_{search.objectives[0]}": best,
+                    "seconds": time.perf_counter() - started,
+                }
+            )
+            bar.update(len(genomes))
+            bar.set_postfix(
+                gen=generation,
+                best=f"{best:.4f}",
+                hv=f"{hv:.4g}",
+                evals_per_s=f"{evaluated / (time.perf_counter() - started):.2f}",
+            )
+            _write(run, study, search.objectives, history)
+            return values
+
+        evolve(space, settings, score, initial=_initial_genomes(config, sc, task, device, space))
+    bar.close()
+    df, front = _write(run, study, search.objectives, history)
+    plot_front(df, front, search.objectives, run.path / "pareto.png", run.path / "pareto.html")
+    best = finish_best(config, run, task, sc, front, progress)
+    return SearchOutcome(df, front, history, best)
+
+
+def _write(run: RunDir, study: CandidateStudy, objectives: list[str], history: list[dict]):
+    df = candidates_table(study.completed(), objectives)
+    front = front_of(df, objectives)
+    write_tables(run, df, front, history)
+    return df, front
+
+
+def _initial_genomes(
+    config: Config, sc: SuperCircuit, task: Task, device, space: GenomeSpace
+) -> list[Genome]:
+    """Generation 0 starts with qiskit's own (noise-aware, VF2) layout of the largest circuit."""
+    if space.fixed_layout is not None:
+        return []
+    circuit = sc.subcircuit(sc.largest()).to_qiskit(bound=True, encoder=task.encoder, n_inputs=task.n_inputs)
+    layout = noise.transpile_candidate(
+        circuit, device, None, config.search.optimization_level, config.seed
+    ).initial_layout
+    arch = space.fixed_arch or sc.largest()
+    return [Genome(tuple(layout), tuple(arch))]
+
+
+def finish_best(
+    config: Config, run: RunDir, task: Task, sc: SuperCircuit, front: pd.DataFrame, progress: bool = True
+) -> dict[str, Any]:
+    """Fine-tune the front's best candidate by the first objective, score it on the test set, export it."""
+    if front.empty:
+        raise RuntimeError("every candidate failed; see the error column of candidates.csv")
+    row = front.iloc[0]
+    genome = Genome(tuple(json.loads(row["layout"])), tuple(json.loads(row["arch"])))
+    tuned = sc
+    if config.finetune.epochs:
+        ft = config.finetune
+        settings = TrainSettings(
+            ft.epochs, ft.batch_size, ft.lr, ft.weight_decay, ft.warmup_epochs, seed=config.seed
+        )
+        tuned, _ = finetune(sc, genome.arch, task, settings, run.path / "finetune.pt", progress)
+    test = _test_scores(config, task, tuned, genome)
+    sub = tuned.subcircuit(genome.arch)
+    run.exports.mkdir(exist_ok=True)
+    paths = {
+        fmt: str(export_circuit(sub, task, fmt, run.exports / f"best.{fmt}")) for fmt in ("qasm2", "qasm3")
+    }
+    best = {
+        "trial": int(row["trial"]),
+        "layout": list(genome.layout),
+        "arch": list(genome.arch),
+        "search_scores": {o: float(row[o]) for o in config.search.objectives},
+        "test": test,
+        "exports": paths,
+    }
+    torch.save(
+        {"weights": tuned.weights.detach(), "genes": genome.arch, "layout": genome.layout},
+        run.path / "best.pt",
+    )
+    run.best_json.write_text(json.dumps(best, indent=2))
+    return best
+
+
+def _test_scores(config: Config, task: Task, sc: SuperCircuit, genome: Genome) -> dict[str, Any]:
+    """Noiseless and noisy scores of the genome on the test set (VQE: the energy)."""
+    split = "test" if isinstance(task, ClassificationTask) else "valid"
+    noiseless = task.evaluate(sc.subcircuit(genome.arch), split)
+    test_config = config.model_copy(deep=True)
+    test_config.search.noise_aware = True
+    payload = {"config": test_config.model_dump(), "weights": sc.weights.detach().clone(), "valid": None}
+    if isinstance(task, ClassificationTask):
+        payload["valid"] = task.inputs("test")
+        test_config.search.valid_samples = len(payload["valid"][0])
+        payload["config"] = test_config.model_dump()
+    noisy = CandidateEvaluator(**payload).evaluate(genome)
+    keys = ("loss", "accuracy", "energy", "n_2q", "depth", "success_probability")
+    return {
+        "noiseless": noiseless,
+        "noisy": {k: noisy[k] for k in keys if k in noisy},
+        "device": config.device,
+    }
+
+
+def load_supercircuit(config: Config, run: RunDir) -> tuple[Task, SuperCircuit]:
+    """The task and the trained SuperCircuit of a run directory."""
+    task = get_task(config.task.name, seed=config.seed, max_train=config.task.max_train)
+    sc = build_supercircuit(config, task.n_wires)
+    if not run.checkpoint.exists():
+        raise FileNotFoundError(
+            f"{run.path} has no trained SuperCircuit ({run.checkpoint.name}); run qnas train first"
+        )
+    sc.load_state_dict(torch.load(run.checkpoint, weights_only=False)["model"])
+    return task, sc
+
+
+def best_genome(path: Path) -> Genome:
+    data = json.loads(path.read_text())
+    return Genome(tuple(data["layout"]), tuple(data["arch"]))

@@ -1,0 +1,146 @@
+"""The run directory and its tables.
+
+A run directory is self-describing: the resolved config, the SuperCircuit checkpoint,
+the Optuna study (a journal file unless another storage was given), the candidates
+table (Parquet and CSV), the Pareto front, the per-generation history and the exports.
+Re-running the same command on it resumes; a different config is refused rather than
+mixed in.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from qnas.config import OBJECTIVES, Config, dump_config
+from qnas.search.pareto import pareto_front
+
+
+class RunDir:
+    """Paths and tables of one run."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    config_file = property(lambda self: self.path / "config.yaml")
+    checkpoint = property(lambda self: self.path / "supercircuit.pt")
+    journal = property(lambda self: self.path / "study.journal")
+    candidates_parquet = property(lambda self: self.path / "candidates.parquet")
+    candidates_csv = property(lambda self: self.path / "candidates.csv")
+    pareto_csv = property(lambda self: self.path / "pareto.csv")
+    history_csv = property(lambda self: self.path / "history.csv")
+    best_json = property(lambda self: self.path / "best.json")
+    exports = property(lambda self: self.path / "exports")
+
+    def prepare(self, config: Config) -> None:
+        """Create the directory and write the config; refuse a directory holding another config."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        text = dump_config(config)
+        if self.config_file.exists():
+            saved = yaml.safe_load(self.config_file.read_text())
+            if saved != config.model_dump():
+                changed = _changed_keys(saved, config.model_dump())
+                raise ValueError(
+                    f"{self.path} holds a run with another config (differs in {', '.join(changed)}); "
+                    "use a new --out directory to start a new run"
+                )
+            return
+        self.config_file.write_text(text)
+
+    def load_config(self) -> Config:
+        if not self.config_file.exists():
+            raise FileNotFoundError(f"{self.path} is not a qnas run directory (no config.yaml)")
+        return Config.model_validate(yaml.safe_load(self.config_file.read_text()))
+
+    def storage_url(self, storage: str | None) -> str:
+        """The Optuna storage of this run: `storage` when given, else the journal file in the directory."""
+        return storage or str(self.journal)
+
+
+def _changed_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _changed_keys(va, vb, f"{prefix}{key}.")
+        elif va != vb:
+            out.append(f"{prefix}{key}")
+    return out
+
+
+def candidates_table(records: Iterable[dict[str, Any]], objectives: list[str]) -> pd.DataFrame:
+    """One row per scored candidate: trial number, genome, every objective, costs and timings."""
+    rows = []
+    for r in records:
+        row = {k: v for k, v in r.items() if k not in ("values", "traceback")}
+        row["trial"] = r["number"]
+        row["failed"] = r.get("values") is None
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    for col in ("final_layout", "layout", "arch"):
+        if col in df:
+            df[col] = df[col].map(lambda v: json.dumps(v) if isinstance(v, list) else v)
+    first = ["trial", "generation", "layout", "arch", *[o for o in objectives if o in df], "failed"]
+    order = [c for c in first if c in df] + [c for c in df.columns if c not in first]
+    return df[order].sort_values("trial").reset_index(drop=True)
+
+
+def front_of(df: pd.DataFrame, objectives: list[str]) -> pd.DataFrame:
+    """The Pareto-optimal rows of a candidates table."""
+    ok = df[~df["failed"]] if "failed" in df else df
+    if ok.empty:
+        return ok
+    signs = np.array([1.0 if OBJECTIVES[o] == "minimize" else -1.0 for o in objectives])
+    values = ok[objectives].to_numpy(dtype=float) * signs
+    return ok.iloc[pareto_front(values)].sort_values(
+        objectives[0], ascending=OBJECTIVES[objectives[0]] == "minimize"
+    )
+
+
+def write_tables(run: RunDir, df: pd.DataFrame, front: pd.DataFrame, history: list[dict]) -> None:
+    """Write the candidates table (Parquet, CSV), the front and the history, each atomically."""
+    _atomic(run.candidates_parquet, lambda p: df.to_parquet(p, index=False))
+    _atomic(run.candidates_csv, lambda p: df.to_csv(p, index=False))
+    _atomic(run.pareto_csv, lambda p: front.to_csv(p, index=False))
+    _atomic(run.history_csv, lambda p: pd.DataFrame(history).to_csv(p, index=False))
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    tmp.replace(path)
+
+
+def plot_front(df: pd.DataFrame, front: pd.DataFrame, objectives: list[str], png: Path, html: Path) -> None:
+    """Pareto plot of the first two objectives (or objective against trial): PNG and interactive HTML."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import plotly.express as px
+
+    ok = df[~df["failed"]]
+    x, y = (objectives[1], objectives[0]) if len(objectives) > 1 else ("trial", objectives[0])
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.scatter(ok[x], ok[y], s=12, alpha=0.4, label="candidates")
+    ordered = front.sort_values(x)
+    ax.plot(ordered[x], ordered[y], "o-", color="C3", label="Pareto front")
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    hover = [c for c in ("trial", "layout", "arch", *objectives) if c in ok]
+    plot = px.scatter(
+        ok.assign(front=ok["trial"].isin(front["trial"])), x=x, y=y, color="front", hover_data=hover
+    )
+    plot.write_html(html, include_plotlyjs=True)

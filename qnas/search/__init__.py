@@ -1,0 +1,1 @@
+"""Noise-aware multi-objective evolutionary search: genome, operators, NSGA-II, Optuna study."""

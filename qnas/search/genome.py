@@ -1,0 +1,89 @@
+"""The search genome: a qubit layout plus the design space's architecture genes (QuantumNAS)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Genome:
+    """`layout[i]` is the physical qubit of logical qubit i; `arch` the design-space genes."""
+
+    layout: tuple[int, ...]
+    arch: tuple[int, ...]
+
+    def params(self) -> dict[str, int]:
+        """The genome as flat named integers (an Optuna trial's params)."""
+        return {
+            **{f"layout_{i}": q for i, q in enumerate(self.layout)},
+            **{f"arch_{i}": g for i, g in enumerate(self.arch)},
+        }
+
+    @classmethod
+    def from_params(cls, params: dict[str, int]) -> Genome:
+        layout = [params[f"layout_{i}"] for i in range(sum(k.startswith("layout_") for k in params))]
+        arch = [params[f"arch_{i}"] for i in range(sum(k.startswith("arch_") for k in params))]
+        return cls(tuple(int(q) for q in layout), tuple(int(g) for g in arch))
+
+
+@dataclass(frozen=True)
+class GenomeSpace:
+    """Legal genomes: distinct physical qubits for the layout, each arch gene from its choices.
+
+    A fixed layout or architecture takes no part in sampling, mutation or crossover.
+    """
+
+    n_logical: int
+    n_physical: int
+    arch_choices: tuple[tuple[int, ...], ...]
+    fixed_layout: tuple[int, ...] | None = None
+    fixed_arch: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.n_logical > self.n_physical:
+            raise ValueError(f"the circuit needs {self.n_logical} qubits; the device has {self.n_physical}")
+        if self.fixed_layout is not None:
+            check_layout(self.fixed_layout, self.n_logical, self.n_physical)
+        if self.fixed_arch is not None:
+            if len(self.fixed_arch) != len(self.arch_choices):
+                raise ValueError(
+                    f"fixed arch needs {len(self.arch_choices)} genes, got {len(self.fixed_arch)}"
+                )
+            for i, (g, allowed) in enumerate(zip(self.fixed_arch, self.arch_choices, strict=True)):
+                if g not in allowed:
+                    raise ValueError(f"fixed arch gene {i} = {g} not allowed; allowed: {list(allowed)}")
+
+    def sample(self, rng: np.random.Generator) -> Genome:
+        """A uniformly drawn legal genome."""
+        layout = self.fixed_layout or tuple(
+            int(q) for q in rng.choice(self.n_physical, self.n_logical, replace=False)
+        )
+        arch = self.fixed_arch or tuple(int(rng.choice(c)) for c in self.arch_choices)
+        return Genome(layout, arch)
+
+    def repair(self, layout: Sequence[int], rng: np.random.Generator) -> tuple[int, ...]:
+        """The layout with repeated physical qubits replaced by random unused ones (first use kept)."""
+        seen: set[int] = set()
+        out = []
+        for q in layout:
+            if q in seen:
+                unused = sorted(set(range(self.n_physical)) - seen - set(layout))
+                q = int(rng.choice(unused))
+            seen.add(q)
+            out.append(int(q))
+        return tuple(out)
+
+
+def check_layout(layout: Sequence[int], n_logical: int, n_physical: int) -> None:
+    """Raise naming the values when `layout` is not n_logical distinct qubits in range(n_physical)."""
+    if len(layout) != n_logical:
+        raise ValueError(f"layout {list(layout)} has {len(layout)} qubits; the circuit has {n_logical}")
+    bad = [q for q in layout if not 0 <= q < n_physical]
+    if bad:
+        raise ValueError(f"layout {list(layout)}: qubits {bad} out of range 0..{n_physical - 1}")
+    repeated = sorted({q for q in layout if list(layout).count(q) > 1})
+    if repeated:
+        raise ValueError(f"layout {list(layout)}: qubits {repeated} repeated")

@@ -1,0 +1,140 @@
+"""The Optuna study that records every candidate: ask, evaluate elsewhere, tell.
+
+Every scored candidate is a trial whose params are its genome and whose values are its
+objectives; its other figures are user attributes. The study is also the search's
+memory: candidates with the same key (same active circuit, same layout) are scored once,
+and a resumed search finds every finished evaluation here and repeats none.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import IntDistribution
+from optuna.trial import TrialState
+
+from qnas.search.genome import Genome, GenomeSpace
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+# (key, genome) pairs -> (key, result) pairs as they finish; result has "error" on failure
+EvaluateFn = Callable[[list[tuple[str, Genome]]], Iterator[tuple[str, dict[str, Any]]]]
+
+
+def open_storage(url_or_path: str | Path) -> optuna.storages.BaseStorage | str:
+    """An Optuna storage: a database URL as is, anything else a journal file path."""
+    text = str(url_or_path)
+    if "://" in text:
+        return text
+    Path(text).parent.mkdir(parents=True, exist_ok=True)
+    lock = optuna.storages.journal.JournalFileOpenLock(text)
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(text, lock_obj=lock))
+
+
+class CandidateStudy:
+    """An Optuna study of candidates, with a cache of finished evaluations by key."""
+
+    def __init__(
+        self,
+        storage: optuna.storages.BaseStorage | str,
+        study_name: str,
+        objectives: list[str],
+        directions: list[str],
+        space: GenomeSpace,
+        key_of: Callable[[Genome], str],
+    ) -> None:
+        self.study = optuna.create_study(
+            storage=storage, study_name=study_name, directions=directions, load_if_exists=True
+        )
+        if [d.name.lower() for d in self.study.directions] != directions:
+            raise ValueError(
+                f"study {study_name} exists with other objectives; use a new run directory or study name"
+            )
+        self.objectives = objectives
+        self.signs = np.array([1.0 if d == "minimize" else -1.0 for d in directions])
+        self.space = space
+        self.key_of = key_of
+        self.distributions = {
+            **{f"layout_{i}": IntDistribution(0, space.n_physical - 1) for i in range(space.n_logical)},
+            **{f"arch_{i}": IntDistribution(min(c), max(c)) for i, c in enumerate(space.arch_choices)},
+        }
+        self.records: dict[str, dict[str, Any]] = {}
+        self.run_id = uuid.uuid4().hex
+        self._load()
+
+    def _load(self) -> None:
+        """Cache finished trials; close trials a killed run left running."""
+        for trial in self.study.get_trials(deepcopy=False):
+            key = trial.user_attrs.get("key")
+            if trial.state == TrialState.COMPLETE or (
+                trial.state == TrialState.FAIL and "error" in trial.user_attrs
+            ):
+                self.records[key] = dict(trial.user_attrs, values=trial.values, number=trial.number)
+            elif trial.state in (TrialState.RUNNING, TrialState.WAITING):
+                # Left by an interrupted run of this study: its result was never told.
+                self.study.tell(trial.number, state=TrialState.FAIL)
+
+    def score(self, genomes: list[Genome], generation: int, evaluate: EvaluateFn) -> np.ndarray:
+        """Objective values (n, m) of `genomes`, minimised (maximised ones negated); inf where failed."""
+        pending: dict[str, tuple[Genome, optuna.trial.Trial]] = {}
+        for genome in genomes:
+            key = self.key_of(genome)
+            if key in self.records or key in pending:
+                continue
+            self.study.enqueue_trial(
+                genome.params(), user_attrs={"key": key, "generation": generation}, skip_if_exists=False
+            )
+            trial = self.study.ask(self.distributions)
+            trial.set_user_attr("run_id", self.run_id)
+            pending[key] = (genome, trial)
+        for key, result in evaluate([(k, g) for k, (g, _) in pending.items()]):
+            genome, trial = pending[key]
+            self._tell(trial, genome, key, generation, result)
+        return np.array([self._values(self.records[self.key_of(g)]) for g in genomes]).reshape(
+            len(genomes), -1
+        )
+
+    def _tell(
+        self, trial: optuna.trial.Trial, genome: Genome, key: str, generation: int, result: dict[str, Any]
+    ) -> None:
+        attrs = {k: _plain(v) for k, v in result.items()}
+        attrs.update(key=key, generation=generation, layout=list(genome.layout), arch=list(genome.arch))
+        values = None
+        if "error" not in result:
+            values = [float(result[o]) for o in self.objectives]
+            if not all(math.isfinite(v) for v in values):
+                attrs["error"] = f"non-finite objectives {values}"
+                values = None
+        for name, value in attrs.items():
+            trial.set_user_attr(name, value)
+        if values is None:
+            self.study.tell(trial, state=TrialState.FAIL)
+        else:
+            self.study.tell(trial, values)
+        self.records[key] = dict(attrs, values=values, number=trial.number)
+
+    def _values(self, record: dict[str, Any]) -> np.ndarray:
+        if record.get("values") is None:
+            return np.full(len(self.objectives), np.inf)
+        return self.signs * np.asarray(record["values"], dtype=float)
+
+    def completed(self) -> Iterable[dict[str, Any]]:
+        """Records of every finished evaluation, failures included."""
+        return self.records.values()
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-storable version of a result value (Optuna stores user attributes as JSON)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (tuple, np.ndarray)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
