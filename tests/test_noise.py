@@ -1,0 +1,179 @@
+"""Noisy scoring: agreement with qiskit-aer, active-qubit restriction, cost figures, bad input."""
+
+import numpy as np
+import pytest
+from qiskit import QuantumCircuit
+from qiskit.quantum_info import Statevector
+from qiskit_aer import AerSimulator
+
+from qnas.devices import get_device
+from qnas.noise import (
+    apply_readout,
+    basis_rotation,
+    noisy_probabilities,
+    pauli_expectation,
+    readout_matrices,
+    transpile_candidate,
+    z_expectations,
+)
+from qnas.qiskit_bridge import to_qiskit
+from qnas.sim import Layer
+
+
+def digits4_circuit(n_blocks: int = 1, seed: int = 0) -> QuantumCircuit:
+    """4x4_ryzxy encoder (16 input parameters) and u3cu3 blocks with bound random weights."""
+    layers = [
+        Layer(gate, tuple((w,) for w in range(4)), "input", tuple((4 * k + w,) for w in range(4)))
+        for k, gate in enumerate(["ry", "rz", "rx", "ry"])
+    ]
+    ring = ((0, 1), (1, 2), (2, 3), (3, 0))
+    n = 0
+    for _ in range(n_blocks):
+        layers.append(
+            Layer(
+                "u3",
+                tuple((w,) for w in range(4)),
+                "weight",
+                tuple(tuple(range(n + 3 * w, n + 3 * w + 3)) for w in range(4)),
+            )
+        )
+        n += 12
+        layers.append(
+            Layer("cu3", ring, "weight", tuple(tuple(range(n + 3 * i, n + 3 * i + 3)) for i in range(4)))
+        )
+        n += 12
+    weights = np.random.default_rng(seed).uniform(0, 2 * np.pi, n)
+    return to_qiskit(layers, 4, weights=weights, n_inputs=16)
+
+
+def full_device_circuit(candidate, device) -> QuantumCircuit:
+    """The candidate back on all physical qubits of the device."""
+    full = QuantumCircuit(device.n_qubits)
+    for inst in candidate.circuit.data:
+        qubits = [candidate.active_qubits[candidate.circuit.find_bit(q).index] for q in inst.qubits]
+        full.append(inst.operation, qubits)
+    return full
+
+
+def inputs(n: int, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0, np.pi, (n, 16))
+
+
+@pytest.mark.parametrize("name", ["fake_quito", "fake_brisbane"])
+def test_exact_scores_agree_with_aer_shots(name):
+    device = get_device(name)
+    candidate = transpile_candidate(digits4_circuit(), device, None)
+    values = inputs(2)
+    exact = z_expectations(noisy_probabilities(candidate, device, values), 4)
+    # Independent estimate: the whole device, its full noise model, measurements sampled by Aer.
+    shots = 20_000
+    full = full_device_circuit(candidate, device)
+    full.add_register(*QuantumCircuit(0, 4).cregs)
+    full.measure(list(candidate.final_layout), range(4))
+    simulator = AerSimulator(noise_model=device.noise_model, seed_simulator=7)
+    bound = [full.assign_parameters(row) for row in values]
+    counts = simulator.run(bound, shots=shots).result().get_counts()
+    for i, sample_counts in enumerate(counts):
+        probs = np.zeros((1, 16))
+        for key, count in sample_counts.items():
+            probs[0, int(key, 2)] = count / shots
+        estimate = z_expectations(probs, 4)[0]
+        standard_error = np.sqrt((1 - estimate**2) / shots)
+        assert np.all(np.abs(exact[i] - estimate) <= 3 * standard_error + 1e-12), (exact[i], estimate)
+
+
+def test_shots_path_matches_exact_within_sampling_error():
+    device = get_device("fake_quito")
+    candidate = transpile_candidate(digits4_circuit(), device, [0, 1, 2, 3])
+    values = inputs(3)
+    exact = noisy_probabilities(candidate, device, values)
+    sampled = noisy_probabilities(candidate, device, values, shots=20_000, seed=3)
+    assert sampled.shape == exact.shape
+    assert np.allclose(sampled.sum(axis=1), 1)
+    assert np.all(np.abs(sampled - exact) <= 4 * np.sqrt(exact * (1 - exact) / 20_000) + 1e-4)
+
+
+def test_active_qubits_equal_full_device_on_brisbane():
+    device = get_device("fake_brisbane")
+    candidate = transpile_candidate(digits4_circuit(), device, [0, 1, 2, 14])
+    assert len(candidate.active_qubits) == 4
+    values = inputs(3)
+    full = full_device_circuit(candidate, device)
+    full.save_probabilities(list(candidate.final_layout))
+    simulator = AerSimulator(method="density_matrix", noise_model=device.noise_model)
+    binds = [{p: values[:, j] for j, p in enumerate(full.parameters)}]
+    result = simulator.run(full, parameter_binds=binds).result()
+    reference = np.array([result.data(i)["probabilities"] for i in range(3)])
+    reference = apply_readout(reference, readout_matrices(device.noise_model, candidate.final_layout))
+    restricted = noisy_probabilities(candidate, device, values, engine="aer")
+    assert np.max(np.abs(restricted - reference)) < 1e-9
+    batched = noisy_probabilities(candidate, device, values)
+    assert np.max(np.abs(batched - reference)) < 1e-7
+
+
+def test_batched_engine_equals_aer_on_quito():
+    device = get_device("fake_quito")
+    candidate = transpile_candidate(digits4_circuit(n_blocks=2), device, None)
+    values = inputs(20)
+    ours = noisy_probabilities(candidate, device, values)
+    aer = noisy_probabilities(candidate, device, values, engine="aer")
+    assert np.max(np.abs(ours - aer)) < 1e-9
+    assert np.allclose(ours.sum(axis=1), 1)
+
+
+def test_noiseless_path_equals_statevector_in_logical_order():
+    device = get_device("fake_quito")
+    circuit = digits4_circuit()
+    candidate = transpile_candidate(circuit, device, [4, 3, 1, 0])
+    values = inputs(4)
+    probs = noisy_probabilities(candidate, device, values, noiseless=True)
+    for row, p in zip(values, probs, strict=True):
+        expected = Statevector(circuit.assign_parameters(row)).probabilities()
+        assert np.max(np.abs(p - expected)) < 1e-9
+    noisy = noisy_probabilities(candidate, device, values)
+    assert np.max(np.abs(noisy - probs)) > 1e-3
+
+
+def test_cost_figures():
+    device = get_device("fake_quito")
+    candidate = transpile_candidate(digits4_circuit(n_blocks=2), device, [0, 1, 2, 3])
+    assert candidate.initial_layout == (0, 1, 2, 3)
+    assert (
+        sorted(candidate.final_layout) == sorted(candidate.active_qubits)[:4]
+        or len(candidate.final_layout) == 4
+    )
+    # The T-shaped quito cannot hold a 4-qubit ring: routing adds SWAPs to the 8 CU3s' 16 CXs.
+    assert candidate.n_2q > 16
+    assert candidate.depth > 0
+    assert candidate.duration is not None and 1e-7 < candidate.duration < 1e-3
+    assert 0 < candidate.success_probability < 1
+    assert [p.name for p in candidate.circuit.parameters] == [p.name for p in digits4_circuit().parameters]
+
+
+def test_bad_layouts_and_sizes_name_the_values():
+    device = get_device("fake_quito")
+    circuit = digits4_circuit()
+    with pytest.raises(ValueError, match=r"\[1\] more than once"):
+        transpile_candidate(circuit, device, [0, 1, 1, 2])
+    with pytest.raises(ValueError, match=r"\[7\] are not on fake_quito"):
+        transpile_candidate(circuit, device, [0, 1, 2, 7])
+    with pytest.raises(ValueError, match="has 3 qubits; the circuit has 4"):
+        transpile_candidate(circuit, device, [0, 1, 2])
+    with pytest.raises(ValueError, match="6 qubits; fake_quito has only 5"):
+        transpile_candidate(QuantumCircuit(6), device, None)
+    candidate = transpile_candidate(circuit, device, None)
+    with pytest.raises(ValueError, match=r"need \(N, 16\)"):
+        noisy_probabilities(candidate, device, np.zeros((2, 15)))
+
+
+def test_expectation_helpers():
+    bell = QuantumCircuit(2)
+    bell.h(0)
+    bell.cx(0, 1)
+    probs = Statevector(bell).probabilities()[None, :]
+    assert np.allclose(z_expectations(probs, 2), 0)
+    assert np.allclose(pauli_expectation(probs, "ZZ"), 1)
+    rotated = basis_rotation(bell, "XX")
+    assert np.allclose(pauli_expectation(Statevector(rotated).probabilities()[None, :], "XX"), 1)
+    rotated = basis_rotation(bell, "YY")
+    assert np.allclose(pauli_expectation(Statevector(rotated).probabilities()[None, :], "YY"), -1)
