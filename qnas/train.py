@@ -45,10 +45,6 @@ def _schedule(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
     return factor
 
 
-def _steps_per_epoch(task: Task, batch_size: int) -> int:
-    return sum(1 for _ in task.batches(batch_size, np.random.default_rng(0)))
-
-
 def train(
     supercircuit: SuperCircuit,
     task: Task,
@@ -67,7 +63,7 @@ def train(
     """
     state = state or {}
     optimizer = torch.optim.Adam([supercircuit.weights], lr=settings.lr, weight_decay=settings.weight_decay)
-    per_epoch = _steps_per_epoch(task, settings.batch_size)
+    per_epoch = task.n_batches(settings.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _schedule(settings.warmup_epochs * per_epoch, settings.epochs * per_epoch)
     )

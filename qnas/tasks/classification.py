@@ -60,6 +60,10 @@ class ClassificationTask:
         x, y = self.splits[split]
         return (x, y) if n_samples is None else (x[:n_samples], y[:n_samples])
 
+    def n_batches(self, batch_size: int) -> int:
+        """Training steps in one epoch."""
+        return -(-len(self.splits["train"][0]) // batch_size)
+
     def batches(
         self, batch_size: int, rng: np.random.Generator
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -45,6 +45,9 @@ class VQETask:
     def n_wires(self) -> int:
         return len(self.paulis[0])
 
+    def n_batches(self, batch_size: int) -> int:
+        return self.steps_per_epoch
+
     def batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[None]:
         """A VQE has no data: an epoch is `steps_per_epoch` steps."""
         return iter([None] * self.steps_per_epoch)
