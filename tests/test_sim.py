@@ -89,5 +89,5 @@ def test_from_qiskit_roundtrip_with_free_and_bound_angles():
 
 
 def test_unknown_gate_names_allowed_ones():
-    with pytest.raises(ValueError, match="unknown gate 'foo'.*allowed: .*cu3"):
+    with pytest.raises(ValueError, match=r"unknown gate 'foo'.*allowed: .*cu3"):
         Layer("foo", ((0,),))

@@ -121,7 +121,7 @@ def test_finetune_leaves_the_supercircuit_alone_and_lowers_the_loss():
     sc = SuperCircuit(load_space("u3cu3"), 4, max_blocks=2, seed=0)
     before = sc.weights.detach().clone()
     genes = sc.largest()
-    tuned, history = finetune(
+    tuned, _ = finetune(
         sc, genes, task, TrainSettings(epochs=3, batch_size=32, lr=0.02, warmup_epochs=0), progress=False
     )
     assert torch.equal(sc.weights.detach(), before)
