@@ -1,0 +1,146 @@
+"""Benchmark noisy scoring of a digits4 candidate and the expressibility metric.
+
+Prints: qnas's time to score one candidate on 300 samples on fake_quito against the
+per-sample way of QuantumNAS-era code (bind, transpile and run 1024 shots on
+AerSimulator.from_backend for each sample), the agreement with qiskit-aer's own noisy
+simulation of the same transpiled circuit, fake_brisbane against fake_quito, and the
+expressibility of a 4-qubit 2-block u3cu3 circuit.
+
+    python scripts/bench_noise.py [--samples 300] [--baseline-samples 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+from qiskit import QuantumCircuit, transpile
+from qiskit_aer import AerSimulator
+
+from qnas.devices import get_device
+from qnas.metrics import expressibility
+from qnas.noise import noisy_probabilities, transpile_candidate
+from qnas.qiskit_bridge import to_qiskit
+from qnas.sim import Layer
+
+RING = ((0, 1), (1, 2), (2, 3), (3, 0))
+
+
+def u3cu3_layers(n_blocks: int) -> tuple[list[Layer], int]:
+    """Return (layers, n_weights) of `n_blocks` u3cu3 blocks on 4 wires: U3 on each wire, CU3 on the ring."""
+    layers, n = [], 0
+    for _ in range(n_blocks):
+        layers.append(
+            Layer(
+                "u3",
+                tuple((w,) for w in range(4)),
+                "weight",
+                tuple(tuple(range(n + 3 * w, n + 3 * w + 3)) for w in range(4)),
+            )
+        )
+        n += 12
+        layers.append(
+            Layer("cu3", RING, "weight", tuple(tuple(range(n + 3 * i, n + 3 * i + 3)) for i in range(4)))
+        )
+        n += 12
+    return layers, n
+
+
+def digits4_candidate(seed: int = 0) -> QuantumCircuit:
+    """The 4x4_ryzxy encoder (16 input parameters) then 2 u3cu3 blocks with random bound weights."""
+    encoder = [
+        Layer(gate, tuple((w,) for w in range(4)), "input", tuple((4 * k + w,) for w in range(4)))
+        for k, gate in enumerate(["ry", "rz", "rx", "ry"])
+    ]
+    blocks, n_weights = u3cu3_layers(2)
+    weights = np.random.default_rng(seed).uniform(0, 2 * np.pi, n_weights)
+    return to_qiskit(encoder + blocks, 4, weights=weights, n_inputs=16)
+
+
+def score_qnas(
+    circuit: QuantumCircuit, device_name: str, features: np.ndarray
+) -> tuple[float, np.ndarray, object]:
+    """Return (seconds, probabilities, candidate): transpile once, then all samples in one batch."""
+    device = get_device(device_name)
+    start = time.perf_counter()
+    candidate = transpile_candidate(circuit, device, None)
+    probs = noisy_probabilities(candidate, device, features)
+    return time.perf_counter() - start, probs, candidate
+
+
+def score_per_sample(circuit: QuantumCircuit, device_name: str, features: np.ndarray) -> float:
+    """Return seconds for the QuantumNAS-era loop: bind, transpile, run 1024 shots, per sample."""
+    backend = get_device(device_name).backend
+    simulator = AerSimulator.from_backend(backend)
+    measured = circuit.copy()
+    measured.measure_all()
+    start = time.perf_counter()
+    for row in features:
+        bound = measured.assign_parameters(row)
+        simulator.run(transpile(bound, backend, optimization_level=2), shots=1024).result().get_counts()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--baseline-samples", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+
+    circuit = digits4_candidate()
+    features = np.random.default_rng(1).uniform(0, np.pi, (args.samples, 16))
+    for name in ("fake_quito", "fake_brisbane"):
+        start = time.perf_counter()
+        _ = get_device(name).noise_model
+        print(f"{name}: noise model built once per process in {time.perf_counter() - start:.2f} s")
+
+    cold, probs, candidate = score_qnas(circuit, "fake_quito", features)
+    warm = {
+        name: statistics.median(score_qnas(circuit, name, features)[0] for _ in range(args.repeats))
+        for name in ("fake_quito", "fake_brisbane")
+    }
+    device = get_device("fake_quito")
+    aer = noisy_probabilities(candidate, device, features, engine="aer")
+    per_sample = score_per_sample(circuit, "fake_quito", features[: args.baseline_samples])
+    per_sample_total = per_sample / args.baseline_samples * args.samples
+
+    print(
+        f"\ncandidate on fake_quito: {candidate.n_2q} two-qubit gates, depth {candidate.depth}, "
+        f"active qubits {candidate.active_qubits}, success probability {candidate.success_probability:.3f}"
+    )
+    print(
+        f"qnas, {args.samples} samples, fake_quito: {warm['fake_quito'] * 1e3:.1f} ms "
+        f"(median of {args.repeats}; first candidate, gate channels not yet cached: {cold * 1e3:.1f} ms)"
+    )
+    print(
+        f"per-sample bind+transpile+1024 shots: {per_sample / args.baseline_samples * 1e3:.1f} ms/sample, "
+        f"timed on {args.baseline_samples} samples, scaled to {args.samples}: {per_sample_total:.2f} s"
+    )
+    print(
+        f"speed-up: {per_sample_total / warm['fake_quito']:.0f}x (first candidate: {per_sample_total / cold:.0f}x); goal >= 200x"
+    )
+    print(
+        f"max |qnas - qiskit-aer density matrix| over {args.samples} x 16 probabilities: "
+        f"{np.max(np.abs(probs - aer)):.2e} (goal <= 1e-6)"
+    )
+    print(
+        f"fake_brisbane: {warm['fake_brisbane'] * 1e3:.1f} ms, "
+        f"{warm['fake_brisbane'] / warm['fake_quito']:.2f}x fake_quito (goal within 2x)"
+    )
+
+    blocks, _ = u3cu3_layers(2)
+    free = to_qiskit(blocks, 4)
+    expressibility(free, n_samples=100)  # warm-up: first-call overhead of torch
+    start = time.perf_counter()
+    value = expressibility(free, n_samples=5000)
+    print(
+        f"expressibility, 4-qubit 2-block u3cu3 ({free.num_parameters} free angles), 5000 pairs: "
+        f"{value:.4f} in {time.perf_counter() - start:.3f} s (goal < 1 s)"
+    )
+
+
+if __name__ == "__main__":
+    main()
