@@ -49,9 +49,9 @@ def check_config(config: Config) -> tuple[Task, SuperCircuit]:
     if task.n_wires > device.n_qubits:
         raise ValueError(f"task {task.name} needs {task.n_wires} qubits; {device.name} has {device.n_qubits}")
     sc = SuperCircuit(space, task.n_wires, config.space.max_blocks, seed=config.seed)
-    genome_space(config, sc, device.n_qubits)
     if search.layout is not None:
         noise.validate_layout(search.layout, task.n_wires, device)
+    genome_space(config, sc, device.n_qubits)
     if isinstance(task, ClassificationTask):
         n_valid = len(task.inputs("valid")[0])
         if search.valid_samples > n_valid:

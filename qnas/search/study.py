@@ -9,6 +9,7 @@ and a resumed search finds every finished evaluation here and repeats none.
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -31,10 +32,24 @@ def open_storage(url_or_path: str | Path) -> optuna.storages.BaseStorage | str:
     """An Optuna storage: a database URL as is, anything else a journal file path."""
     text = str(url_or_path)
     if "://" in text:
-        return text
+        return _rdb_storage(text)
     Path(text).parent.mkdir(parents=True, exist_ok=True)
     lock = optuna.storages.journal.JournalFileOpenLock(text)
     return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(text, lock_obj=lock))
+
+
+def _rdb_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
+    """An RDB storage; retried because two processes creating one new database race on its schema."""
+    import sqlalchemy.exc
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except sqlalchemy.exc.IntegrityError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 class CandidateStudy:

@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+
+from qnas.search.engine import EvolutionSettings, evolve
+from qnas.search.genome import Genome, GenomeSpace, check_layout
+from qnas.search.operators import Mutation, UniformCrossover
+from qnas.search.pareto import (
+    crowding_distance,
+    hypervolume,
+    non_dominated_fronts,
+    nsga2_select,
+    pareto_front,
+)
+
+
+def test_fronts_and_selection():
+    values = np.array([[1, 5], [2, 2], [5, 1], [3, 3], [6, 6], [np.inf, np.inf]], dtype=float)
+    assert non_dominated_fronts(values[:5]) == [[0, 1, 2], [3], [4]]
+    assert pareto_front(values) == [0, 1, 2]
+    assert nsga2_select(values, 4) == [0, 1, 2, 3]
+    assert 5 not in nsga2_select(values, 5)
+    # the boundary points of a front are kept first when it must be cut
+    assert set(nsga2_select(values[:3], 2)) == {0, 2}
+    assert np.isinf(crowding_distance(values[:3])[[0, 2]]).all()
+
+
+def test_hypervolume_of_known_fronts():
+    ref = np.array([4.0, 4.0])
+    assert hypervolume(np.array([[1.0, 1.0]]), ref) == pytest.approx(9.0)
+    assert hypervolume(np.array([[1.0, 3.0], [3.0, 1.0]]), ref) == pytest.approx(5.0)
+    # a dominated point adds nothing
+    assert hypervolume(np.array([[1.0, 3.0], [3.0, 1.0], [3.5, 3.5]]), ref) == pytest.approx(5.0)
+    assert hypervolume(np.array([[1.0, 1.0, 1.0]]), np.array([2.0, 3.0, 4.0])) == pytest.approx(6.0)
+
+
+def test_layout_repair_and_operators_keep_genomes_legal():
+    space = GenomeSpace(4, 7, ((1, 2, 3, 4), (1, 2)))
+    rng = np.random.default_rng(0)
+    assert space.repair([3, 3, 3, 1], rng)[:1] == (3,)
+    for _ in range(200):
+        a, b = space.sample(rng), space.sample(rng)
+        for child in (Mutation(0.9).mutate(a, space, rng), UniformCrossover().crossover(a, b, space, rng)):
+            check_layout(child.layout, 4, 7)
+            assert all(g in c for g, c in zip(child.arch, space.arch_choices, strict=True))
+
+
+def test_fixed_parts_never_change():
+    space = GenomeSpace(2, 5, ((1, 2), (1, 2, 3)), fixed_layout=(4, 0))
+    rng = np.random.default_rng(1)
+    assert {Mutation(1.0).mutate(space.sample(rng), space, rng).layout for _ in range(20)} == {(4, 0)}
+    with pytest.raises(ValueError, match=r"qubits \[5\] out of range 0..4"):
+        GenomeSpace(2, 5, ((1, 2),), fixed_layout=(5, 0))
+    with pytest.raises(ValueError, match=r"qubits \[1\] repeated"):
+        check_layout((1, 1), 2, 5)
+
+
+def _toy_score(genomes, generation):
+    # two objectives in tension: the sum of the arch genes, and the distance of the layout from qubit 0
+    return np.array([[-sum(g.arch), sum(g.layout)] for g in genomes], dtype=float)
+
+
+def test_evolution_is_deterministic_and_improves():
+    space = GenomeSpace(2, 6, ((1, 2, 3, 4),) * 4)
+    settings = EvolutionSettings(population=12, parents=4, mutants=6, crossovers=2, iterations=6, seed=7)
+    first = evolve(space, settings, _toy_score)
+    second = evolve(space, settings, _toy_score)
+    assert [p for p, _ in first] == [p for p, _ in second]
+    best_first = min(v[:, 0].min() for _, v in first[:1])
+    best_last = first[-1][1][:, 0].min()
+    assert best_last < best_first
+    randomized = evolve(space, EvolutionSettings(**{**settings.__dict__, "strategy": "random"}), _toy_score)
+    assert sum(len(p) for p, _ in randomized) == sum(len(p) for p, _ in first)
+
+
+def test_genome_params_roundtrip():
+    g = Genome((3, 0, 2), (1, 4, 2))
+    assert Genome.from_params(g.params()) == g

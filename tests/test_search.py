@@ -1,0 +1,149 @@
+"""End-to-end searches through the CLI, as a user runs them: small, real parts throughout."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from qnas.cli import main
+
+CONFIG = Path(__file__).with_name("tiny_search.yaml")
+ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def _search_cmd(out, *extra):
+    return [
+        sys.executable,
+        "-m",
+        "qnas.cli",
+        "search",
+        "--config",
+        str(CONFIG),
+        "--out",
+        str(out),
+        "--quiet",
+        *extra,
+    ]
+
+
+def _complete_keys(out):
+    df = pd.read_csv(out / "candidates.csv")
+    return df.loc[~df["failed"]].set_index("key")[["loss", "n_2q"]].sort_index()
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("whole")
+    assert main(["search", "--config", str(CONFIG), "--out", str(out), "--workers", "0", "--quiet"]) == 0
+    return out
+
+
+def test_search_writes_a_self_describing_run_dir(uninterrupted, capsys):
+    for name in (
+        "config.yaml",
+        "supercircuit.pt",
+        "study.journal",
+        "candidates.parquet",
+        "candidates.csv",
+        "pareto.csv",
+        "history.csv",
+        "pareto.png",
+        "pareto.html",
+        "best.json",
+        "exports/best.qasm3",
+    ):
+        assert (uninterrupted / name).exists(), name
+    history = pd.read_csv(uninterrupted / "history.csv")
+    assert list(history["generation"]) == [0, 1, 2]
+    assert history["hypervolume"].is_monotonic_increasing
+    assert main(["pareto", str(uninterrupted), "--format", "csv"]) == 0
+    front = pd.read_csv(__import__("io").StringIO(capsys.readouterr().out))
+    assert {"trial", "loss", "n_2q"} <= set(front.columns) and len(front) >= 1
+
+
+def test_running_again_resumes_and_repeats_nothing(uninterrupted):
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(uninterrupted / "study.journal"))
+    )
+    name = optuna.get_all_study_names(storage)[0]
+    before = len(optuna.load_study(study_name=name, storage=storage).trials)
+    assert (
+        main(["search", "--config", str(CONFIG), "--out", str(uninterrupted), "--workers", "0", "--quiet"])
+        == 0
+    )
+    assert len(optuna.load_study(study_name=name, storage=storage).trials) == before
+
+
+def test_sigkill_then_resume_loses_and_repeats_nothing(uninterrupted, tmp_path):
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(
+        _search_cmd(out, "--workers", "0"), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if (out / "candidates.csv").exists() and len(pd.read_csv(out / "candidates.csv")) >= 8:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = set(pd.read_csv(out / "candidates.csv")["key"])
+    subprocess.run(_search_cmd(out, "--workers", "0"), env=ENV, check=True, capture_output=True)
+    resumed = _complete_keys(out)
+    assert done_before <= set(resumed.index)  # nothing lost
+    assert resumed.index.is_unique  # nothing scored twice
+    pd.testing.assert_frame_equal(
+        resumed, _complete_keys(uninterrupted)
+    )  # the same search as without the kill
+    assert (
+        pd.read_csv(out / "pareto.csv")["key"].tolist()
+        == pd.read_csv(uninterrupted / "pareto.csv")["key"].tolist()
+    )
+
+
+def test_two_searches_share_one_storage(uninterrupted, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    runs = [tmp_path / "a", tmp_path / "b"]
+    procs = [
+        subprocess.Popen(
+            _search_cmd(r, "--workers", "0", "--storage", storage),
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for r in runs
+    ]
+    for p in procs:
+        assert p.wait(timeout=300) == 0, p.stderr.read().decode()[-2000:]
+    names = optuna.get_all_study_names(storage)
+    assert sorted(names) == ["qnas-a", "qnas-b"]
+    for r in runs:
+        pd.testing.assert_frame_equal(_complete_keys(r), _complete_keys(uninterrupted))
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("search.objectives=[loss, fidelity]", "unknown objective(s) ['fidelity']"),
+        ("search.population=7", "parents (2) + mutants (3) + crossovers (1) must equal population (7)"),
+        ("search.layout=[0, 1, 2, 9]", "qubits [9] are not on fake_quito"),
+        ("device=fake_quitoo", "fake_quito"),
+        ("space.name=u3cu4", "unknown space 'u3cu4'"),
+        ("search.objectives=[energy]", "objective 'energy' needs a vqe task"),
+    ],
+)
+def test_bad_config_is_rejected_before_training(tmp_path, capsys, override, message):
+    out = tmp_path / "run"
+    code = main(
+        ["search", "--config", str(CONFIG), "--out", str(out), "--workers", "0", "--quiet", "--set", override]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (out / "supercircuit.pt").exists()
