@@ -1,0 +1,265 @@
+"""The Ray evaluator pool on a real local Ray instance and a real 2-node local cluster."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import ray
+import torch
+
+from qnas.parallel import EvaluatorPool
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# Ray workers cannot import this test module (pytest puts tests/ on the driver's path
+# only), so the toy evaluator travels by value.
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+class ToyEvaluator:
+    """Scores an integer item with a weight tensor; some items misbehave on purpose."""
+
+    def __init__(self, weights: torch.Tensor, offset: float, marker_dir: str) -> None:
+        self.weights = weights
+        self.offset = offset
+        self.marker_dir = Path(marker_dir)
+        # One file per construction: the test counts how often the payload was used to build.
+        (self.marker_dir / f"built-{os.getpid()}-{uuid.uuid4().hex}").touch()
+
+    def evaluate(self, item: object) -> dict:
+        """Return the score of `item` and where it was computed."""
+        if item == "raise":
+            raise ValueError("bad item")
+        if item == "die-always":
+            os._exit(1)
+        if item == "die-once":
+            marker = self.marker_dir / "died"
+            if not marker.exists():
+                marker.touch()
+                os._exit(1)
+            item = 7
+        return {
+            "value": float(self.weights.sum()) * item + self.offset,
+            "pid": os.getpid(),
+            "node": ray.get_runtime_context().get_node_id() if ray.is_initialized() else None,
+            "threads": torch.get_num_threads(),
+        }
+
+
+def payload(marker_dir: Path) -> dict:
+    return {"weights": torch.arange(1000, dtype=torch.float64), "offset": 0.5, "marker_dir": str(marker_dir)}
+
+
+def constructions(marker_dir: Path) -> int:
+    return len(list(marker_dir.glob("built-*")))
+
+
+def expected(item: int) -> float:
+    return float(torch.arange(1000, dtype=torch.float64).sum()) * item + 0.5
+
+
+def test_in_process_needs_no_ray(tmp_path: Path) -> None:
+    assert not ray.is_initialized()
+    with EvaluatorPool(ToyEvaluator, payload(tmp_path), workers=0) as pool:
+        results = dict(pool.evaluate([("a", 1), ("b", "raise"), ("c", 3)]))
+    assert not ray.is_initialized()
+    assert results["a"]["value"] == expected(1)
+    assert results["c"]["value"] == expected(3)
+    assert results["b"]["error"] == "ValueError: bad item"
+    assert constructions(tmp_path) == 1
+
+
+def test_pool_starts_and_stops_its_own_ray(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    items = [(i, i) for i in range(6)]
+    with EvaluatorPool(ToyEvaluator, payload(tmp_path), workers=1) as pool:
+        assert ray.is_initialized()
+        results = dict(pool.evaluate(items))
+    assert not ray.is_initialized()
+    assert {key: result["value"] for key, result in results.items()} == {i: expected(i) for i in range(6)}
+    assert {result["threads"] for result in results.values()} == {1}
+    assert constructions(tmp_path) == 1
+
+
+class TestOnSharedLocalRay:
+    """Pools on one local Ray instance the tests start, so each pool pays no Ray startup."""
+
+    @pytest.fixture(scope="class", autouse=True)
+    @classmethod
+    def local_ray(cls) -> Iterator[None]:
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+        yield
+        ray.shutdown()
+
+    def test_two_workers_match_in_process_and_build_once_each(self, tmp_path: Path) -> None:
+        items = [(f"item{i}", i) for i in range(12)]
+        local_dir, ray_dir = tmp_path / "local", tmp_path / "ray"
+        local_dir.mkdir()
+        ray_dir.mkdir()
+        with EvaluatorPool(ToyEvaluator, payload(local_dir), workers=0) as pool:
+            in_process = dict(pool.evaluate(items))
+        with EvaluatorPool(ToyEvaluator, payload(ray_dir), workers=2) as pool:
+            arrived = list(pool.evaluate(items))
+        assert ray.is_initialized(), "a pool must not shut down a Ray it did not start"
+        assert sorted(key for key, _ in arrived) == sorted(key for key, _ in items)
+        assert {key: result["value"] for key, result in arrived} == {
+            key: result["value"] for key, result in in_process.items()
+        }
+        assert len({result["pid"] for _, result in arrived}) == 2, "both workers should take items"
+        # The payload built one evaluator per worker, not one per item.
+        assert constructions(ray_dir) == 2
+
+    def test_raising_item_is_reported_and_others_finish(self, tmp_path: Path) -> None:
+        items = [(0, 0), (1, "raise"), (2, 2), (3, 3)]
+        with EvaluatorPool(ToyEvaluator, payload(tmp_path), workers=2) as pool:
+            results = dict(pool.evaluate(items))
+        assert results[1]["error"] == "ValueError: bad item"
+        assert "Traceback" in results[1]["traceback"]
+        assert [results[key]["value"] for key in (0, 2, 3)] == [expected(0), expected(2), expected(3)]
+        assert constructions(tmp_path) == 2
+
+    def test_dead_worker_is_replaced_and_its_item_retried_once(self, tmp_path: Path) -> None:
+        items = [(0, 0), ("doomed", "die-once"), (2, 2), (3, 3), (4, 4)]
+        with EvaluatorPool(ToyEvaluator, payload(tmp_path), workers=2, max_retries=2) as pool:
+            arrived = list(pool.evaluate(items))
+        counts = Counter(key for key, _ in arrived)
+        assert counts == Counter(key for key, _ in items), "every item exactly once"
+        results = dict(arrived)
+        assert results["doomed"]["value"] == expected(7)
+        assert all("error" not in result for result in results.values())
+        # Two workers plus the one replacement.
+        assert constructions(tmp_path) == 3
+
+    def test_item_that_always_kills_its_worker_fails_after_retries(self, tmp_path: Path) -> None:
+        items = [(0, 0), ("killer", "die-always"), (2, 2)]
+        with EvaluatorPool(ToyEvaluator, payload(tmp_path), workers=2, max_retries=1) as pool:
+            arrived = list(pool.evaluate(items))
+            # The pool is whole again afterwards.
+            again = dict(pool.evaluate([(5, 5), (6, 6)]))
+        results = dict(arrived)
+        assert len(arrived) == 3
+        assert results["killer"]["error"].startswith("worker died: ")
+        assert results[0]["value"] == expected(0) and results[2]["value"] == expected(2)
+        assert again[5]["value"] == expected(5) and again[6]["value"] == expected(6)
+        # Two workers plus one replacement per death (first try and one retry).
+        assert constructions(tmp_path) == 4
+
+    def test_factory_error_is_raised_at_construction(self, tmp_path: Path) -> None:
+        with pytest.raises(RuntimeError, match=r"(?s)could not build its evaluator.*marker_dir"):
+            EvaluatorPool(ToyEvaluator, {"weights": torch.zeros(1), "offset": 0.0}, workers=1)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def cluster_env() -> dict[str, str]:
+    """Return an environment for every process of the test cluster, driver included.
+
+    Ray enables token authentication for clusters once a token exists, and a driver
+    joining by explicit address must opt in itself; a token of the test's own keeps the
+    cluster, the driver and ~/.ray in agreement whatever earlier tests did.
+    """
+    env = {key: value for key, value in os.environ.items() if not key.startswith("RAY_")}
+    env.update(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    return env
+
+
+def start_node(arguments: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """Return a `ray start --block` process leading its own process group, so it can be ended by group."""
+    ray_cli = Path(sys.executable).with_name("ray")
+    command = [str(ray_cli), "start", "--block", "--num-cpus=1", *arguments]
+    with log.open("w") as out:
+        return subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting for {what}")
+        time.sleep(0.5)
+
+
+def stop_node(node: subprocess.Popen) -> None:
+    """End the node's whole process group (GCS, raylet, workers) and nothing else on the machine."""
+    # SIGKILL, as `ray stop --force` does: on SIGTERM a node drains for up to 30 s first.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(node.pid, signal.SIGKILL)
+    node.wait(timeout=15)
+    wait_for(lambda: not group_alive(node.pid), 15, f"process group {node.pid} to end")
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def drive_cluster(address: str, marker_dir: str) -> dict:
+    """Return the pool's results on the cluster at `address` and the cluster's live node count."""
+    with EvaluatorPool(ToyEvaluator, payload(Path(marker_dir)), workers=2, address=address) as pool:
+        results = dict(pool.evaluate([(i, i) for i in range(6)]))
+        nodes = sum(node["Alive"] for node in ray.nodes())
+    return {"results": results, "nodes": nodes, "still_initialised": ray.is_initialized()}
+
+
+@pytest.mark.cluster
+def test_two_node_cluster_through_address(tmp_path: Path) -> None:
+    port, dashboard_port = free_port(), free_port()
+    env = cluster_env()
+    # A short private temp dir: Ray's unix sockets live under it (path length limit),
+    # and other Ray users on this machine must not discover this cluster.
+    temp_dir = tempfile.mkdtemp(prefix="qnas-ray-", dir="/tmp")
+    nodes: list[subprocess.Popen] = []
+    try:
+        head = ["--head", f"--port={port}", f"--dashboard-port={dashboard_port}", f"--temp-dir={temp_dir}"]
+        nodes.append(start_node([*head, "--include-dashboard=false"], env, tmp_path / "head.log"))
+        wait_for(lambda: (Path(temp_dir) / "ray_current_cluster").exists(), 60, "the head node")
+        nodes.append(start_node([f"--address=127.0.0.1:{port}"], env, tmp_path / "worker.log"))
+        # The driver runs in its own process, as `qnas --ray-address` would, so this
+        # process's Ray state cannot leak into it. Each node has one CPU, so the pool's
+        # two one-CPU workers can only both start once the second node has joined.
+        driver = subprocess.run(
+            [sys.executable, __file__, f"127.0.0.1:{port}", str(tmp_path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert driver.returncode == 0, driver.stderr[-3000:]
+        report = json.loads(driver.stdout.strip().splitlines()[-1])
+    finally:
+        for node in reversed(nodes):
+            stop_node(node)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    assert report["nodes"] == 2
+    assert not report["still_initialised"], "the pool connected, so it must disconnect"
+    values = {int(key): result["value"] for key, result in report["results"].items()}
+    assert values == {i: expected(i) for i in range(6)}
+    assert len({result["node"] for result in report["results"].values()}) == 2, "both nodes should evaluate"
+    assert constructions(tmp_path) == 2
+
+
+if __name__ == "__main__":
+    print(json.dumps(drive_cluster(sys.argv[1], sys.argv[2])))
