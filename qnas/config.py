@@ -60,7 +60,7 @@ class SearchConfig(_Strict):
     iterations: int = Field(40, gt=0)
     objectives: list[str] = ["loss", "n_2q"]
     noise_aware: bool = True
-    layout: list[int] | None = None
+    layout: list[int] | Literal["default"] | None = None  # "default": qiskit's layout per candidate
     arch: list[int] | None = None
     valid_samples: int = Field(300, gt=0)
     optimization_level: int = Field(2, ge=0, le=3)

@@ -57,7 +57,7 @@ class CandidateEvaluator:
         }
         circuit = sub.to_qiskit(bound=True, encoder=self.task.encoder, n_inputs=self.task.n_inputs)
         candidate = noise.transpile_candidate(
-            circuit, self.device, genome.layout, self.search.optimization_level, seed=self.config.seed
+            circuit, self.device, genome.layout or None, self.search.optimization_level, seed=self.config.seed
         )
         out.update(
             n_2q=candidate.n_2q,
@@ -99,7 +99,7 @@ class CandidateEvaluator:
             measured = noise.transpile_candidate(
                 noise.basis_rotation(circuit, basis),
                 self.device,
-                genome.layout,
+                genome.layout or None,
                 self.search.optimization_level,
                 seed=self.config.seed,
             )

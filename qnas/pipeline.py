@@ -49,7 +49,7 @@ def check_config(config: Config) -> tuple[Task, SuperCircuit]:
     if task.n_wires > device.n_qubits:
         raise ValueError(f"task {task.name} needs {task.n_wires} qubits; {device.name} has {device.n_qubits}")
     sc = SuperCircuit(space, task.n_wires, config.space.max_blocks, seed=config.seed)
-    if search.layout is not None:
+    if isinstance(search.layout, list):
         noise.validate_layout(search.layout, task.n_wires, device)
     genome_space(config, sc, device.n_qubits)
     if isinstance(task, ClassificationTask):
@@ -67,9 +67,16 @@ def genome_space(config: Config, sc: SuperCircuit, n_physical: int) -> GenomeSpa
         n_logical=sc.n_wires,
         n_physical=n_physical,
         arch_choices=tuple(tuple(c) for c in sc.gene_choices),
-        fixed_layout=tuple(search.layout) if search.layout is not None else None,
+        fixed_layout=_fixed_layout(search.layout),
         fixed_arch=sc.validate(search.arch) if search.arch is not None else None,
     )
+
+
+def _fixed_layout(layout: list[int] | str | None) -> tuple[int, ...] | None:
+    """None: searched; (): qiskit's default layout per candidate; else the given layout."""
+    if layout is None:
+        return None
+    return () if layout == "default" else tuple(layout)
 
 
 def train_settings(config: Config) -> TrainSettings:

@@ -10,7 +10,11 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Genome:
-    """`layout[i]` is the physical qubit of logical qubit i; `arch` the design-space genes."""
+    """`layout[i]` is the physical qubit of logical qubit i; `arch` the design-space genes.
+
+    An empty layout leaves the choice to qiskit's transpiler (its default, noise-aware
+    layout), made anew for each candidate.
+    """
 
     layout: tuple[int, ...]
     arch: tuple[int, ...]
@@ -45,7 +49,7 @@ class GenomeSpace:
     def __post_init__(self) -> None:
         if self.n_logical > self.n_physical:
             raise ValueError(f"the circuit needs {self.n_logical} qubits; the device has {self.n_physical}")
-        if self.fixed_layout is not None:
+        if self.fixed_layout:
             check_layout(self.fixed_layout, self.n_logical, self.n_physical)
         if self.fixed_arch is not None:
             if len(self.fixed_arch) != len(self.arch_choices):
@@ -56,12 +60,23 @@ class GenomeSpace:
                 if g not in allowed:
                     raise ValueError(f"fixed arch gene {i} = {g} not allowed; allowed: {list(allowed)}")
 
+    @property
+    def n_layout_genes(self) -> int:
+        """0 when qiskit chooses the layout, else one gene per logical qubit."""
+        return 0 if self.fixed_layout == () else self.n_logical
+
     def sample(self, rng: np.random.Generator) -> Genome:
         """A uniformly drawn legal genome."""
-        layout = self.fixed_layout or tuple(
-            int(q) for q in rng.choice(self.n_physical, self.n_logical, replace=False)
+        layout = (
+            self.fixed_layout
+            if self.fixed_layout is not None
+            else tuple(int(q) for q in rng.choice(self.n_physical, self.n_logical, replace=False))
         )
-        arch = self.fixed_arch or tuple(int(rng.choice(c)) for c in self.arch_choices)
+        arch = (
+            self.fixed_arch
+            if self.fixed_arch is not None
+            else tuple(int(rng.choice(c)) for c in self.arch_choices)
+        )
         return Genome(layout, arch)
 
     def repair(self, layout: Sequence[int], rng: np.random.Generator) -> tuple[int, ...]:

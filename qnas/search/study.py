@@ -76,7 +76,7 @@ class CandidateStudy:
         self.space = space
         self.key_of = key_of
         self.distributions = {
-            **{f"layout_{i}": IntDistribution(0, space.n_physical - 1) for i in range(space.n_logical)},
+            **{f"layout_{i}": IntDistribution(0, space.n_physical - 1) for i in range(space.n_layout_genes)},
             **{f"arch_{i}": IntDistribution(min(c), max(c)) for i, c in enumerate(space.arch_choices)},
         }
         self.records: dict[str, dict[str, Any]] = {}
