@@ -31,7 +31,7 @@ from qnas.search.study import CandidateStudy, open_storage
 from qnas.space import load_space
 from qnas.supercircuit import SuperCircuit
 from qnas.tasks import ClassificationTask, Task, get_task
-from qnas.train import TrainSettings, finetune, train_supercircuit
+from qnas.train import TrainSettings, finetune, train, train_supercircuit
 
 _TASK_ONLY = {"accuracy": "classification", "energy": "vqe"}
 
@@ -90,7 +90,12 @@ def run_train(config: Config, run: RunDir, progress: bool = True) -> tuple[Task,
     """Train (or finish training) the run's SuperCircuit; return the task and the trained SuperCircuit."""
     task, sc = check_config(config)
     run.prepare(config)
-    train_supercircuit(sc, task, train_settings(config), run.checkpoint, progress)
+    if config.search.arch is not None:
+        # A fixed architecture is trained alone: the human-designed baseline of QuantumNAS.
+        genes = sc.validate(config.search.arch)
+        train(sc, task, train_settings(config), lambda: genes, run.checkpoint, progress=progress, desc="train")
+    else:
+        train_supercircuit(sc, task, train_settings(config), run.checkpoint, progress)
     return task, sc
 
 
