@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 MatrixFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -34,44 +35,60 @@ def _cplx(real: torch.Tensor, imag: torch.Tensor | None = None) -> torch.Tensor:
     return torch.complex(real, imag).to(dtype)
 
 
-def _expi(theta: torch.Tensor) -> torch.Tensor:
-    return _cplx(torch.cos(theta), torch.sin(theta))
+# The parametrized matrices are built from a few whole-tensor ops (one stack of parts)
+# rather than entry by entry: with small batches each torch op, forward and backward,
+# costs more than its arithmetic.
 
 
-def _mat2(a, b, c, d) -> torch.Tensor:
-    return torch.stack([torch.stack([a, b], -1), torch.stack([c, d], -1)], -2)
+def _from_parts(parts: list[torch.Tensor]) -> torch.Tensor:
+    """2x2 complex matrices from the (real, imag) of their 4 entries in row-major order."""
+    out = torch.stack(parts, -1)
+    return torch.view_as_complex(out.view(*out.shape[:-1], 2, 2, 2))
+
+
+def _half_angle(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    h = t[..., 0] * 0.5
+    return torch.cos(h), torch.sin(h)
 
 
 def _rx(t: torch.Tensor) -> torch.Tensor:
-    c, s = torch.cos(t[..., 0] / 2), torch.sin(t[..., 0] / 2)
-    cc, ms = _cplx(c), _cplx(torch.zeros_like(s), -s)
-    return _mat2(cc, ms, ms, cc)
+    c, s = _half_angle(t)
+    zero, ms = torch.zeros_like(c), -s
+    return _from_parts([c, zero, zero, ms, zero, ms, c, zero])
 
 
 def _ry(t: torch.Tensor) -> torch.Tensor:
-    c, s = torch.cos(t[..., 0] / 2), torch.sin(t[..., 0] / 2)
-    return _mat2(_cplx(c), _cplx(-s), _cplx(s), _cplx(c))
+    c, s = _half_angle(t)
+    zero = torch.zeros_like(c)
+    return _from_parts([c, zero, -s, zero, s, zero, c, zero])
 
 
 def _rz(t: torch.Tensor) -> torch.Tensor:
-    h = t[..., 0] / 2
-    zero = _cplx(torch.zeros_like(h))
-    return _mat2(_expi(-h), zero, zero, _expi(h))
+    c, s = _half_angle(t)
+    zero = torch.zeros_like(c)
+    return _from_parts([c, -s, zero, zero, zero, zero, c, s])
+
+
+# Phases of the U3 entries as a linear map of (theta, phi, lambda): 0, lambda, phi, phi + lambda.
+_U3_PHASES = torch.tensor([[0.0, 0, 0, 0], [0, 0, 1, 1], [0, 1, 0, 1]], dtype=torch.float64)
 
 
 def _u3(t: torch.Tensor) -> torch.Tensor:
-    theta, phi, lam = t[..., 0], t[..., 1], t[..., 2]
-    c, s = _cplx(torch.cos(theta / 2)), _cplx(torch.sin(theta / 2))
-    return _mat2(c, -_expi(lam) * s, _expi(phi) * s, _expi(phi + lam) * c)
+    """[[c, -e^{i lam} s], [e^{i phi} s, e^{i (phi + lam)} c]] as moduli times phases."""
+    c, s = _half_angle(t)
+    modulus = torch.stack([c, -s, s, c], -1)
+    phase = t @ _U3_PHASES.to(dtype=t.dtype, device=t.device)
+    # Not torch.polar: its gradient assumes a nonnegative modulus.
+    parts = torch.stack([modulus * torch.cos(phase), modulus * torch.sin(phase)], -1)
+    return torch.view_as_complex(parts).view(*t.shape[:-1], 2, 2)
+
+
+_TOP_LEFT_EYE = torch.diag(torch.tensor([1, 1, 0, 0], dtype=torch.complex128))
 
 
 def _controlled(u: torch.Tensor) -> torch.Tensor:
     """[[I, 0], [0, U]] for a batch of 2x2 matrices U."""
-    out = torch.zeros(*u.shape[:-2], 4, 4, dtype=u.dtype, device=u.device)
-    out[..., 0, 0] = 1
-    out[..., 1, 1] = 1
-    out[..., 2:, 2:] = u
-    return out
+    return F.pad(u, (2, 0, 2, 0)) + _TOP_LEFT_EYE.to(dtype=u.dtype, device=u.device)
 
 
 def _pauli_rotation(pauli: torch.Tensor) -> MatrixFn:

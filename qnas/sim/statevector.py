@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import torch
 
+from qnas.sim.fusion import Pending, WireState, kron2
 from qnas.sim.gates import gate_spec
 
 Source = Literal["weight", "input", "fixed"]
@@ -52,6 +54,12 @@ class Layer:
         return gate_spec(self.gate).n_qubits
 
 
+@lru_cache(maxsize=1024)
+def _index_tensor(index: tuple[tuple[int, ...], ...], device: torch.device) -> torch.Tensor:
+    """A layer's angle indices as a tensor, built once per layer and device."""
+    return torch.tensor(index, dtype=torch.long, device=device)
+
+
 def _matrices(
     layer: Layer, weights: torch.Tensor | None, inputs: torch.Tensor | None, real_dtype
 ) -> torch.Tensor:
@@ -61,14 +69,13 @@ def _matrices(
     if layer.source == "fixed":
         device = weights.device if weights is not None else (inputs.device if inputs is not None else None)
         return spec.matrix(torch.zeros(k, 0, dtype=real_dtype, device=device))
-    idx = torch.tensor(layer.index, dtype=torch.long)
     if layer.source == "weight":
         if weights is None:
             raise ValueError(f"layer {layer.gate} needs weights")
-        return spec.matrix(weights[idx.to(weights.device)].to(real_dtype))
+        return spec.matrix(weights[_index_tensor(layer.index, weights.device)].to(real_dtype))
     if inputs is None:
         raise ValueError(f"layer {layer.gate} needs input features")
-    return spec.matrix(inputs[:, idx.to(inputs.device)].to(real_dtype))
+    return spec.matrix(inputs[:, _index_tensor(layer.index, inputs.device)].to(real_dtype))
 
 
 def apply_gate(state: torch.Tensor, matrix: torch.Tensor, wires: Sequence[int], n_wires: int) -> torch.Tensor:
@@ -103,6 +110,23 @@ def zero_state(batch: int, n_wires: int, dtype: torch.dtype = torch.complex64, d
     return state
 
 
+def _check_wires(layer: Layer, n_wires: int) -> None:
+    if any(max(w) >= n_wires for w in layer.wires):
+        raise ValueError(f"layer {layer.gate} uses wires {layer.wires} beyond n_wires={n_wires}")
+
+
+def _distinct_runs(wires: Sequence[tuple[int, ...]]) -> list[slice]:
+    """Split positions into consecutive runs whose wires are all distinct (usually one run)."""
+    runs, start, seen = [], 0, set()
+    for i, w in enumerate(wires):
+        if w[0] in seen:
+            runs.append(slice(start, i))
+            start, seen = i, set()
+        seen.add(w[0])
+    runs.append(slice(start, len(wires)))
+    return runs
+
+
 def run(
     layers: Sequence[Layer],
     n_wires: int,
@@ -113,22 +137,38 @@ def run(
 ) -> torch.Tensor:
     """Return the final states (B, 2**n) of the circuit applied to `state` (default |0>).
 
-    B is the number of input samples (1 without inputs). Differentiable in `weights` and
-    `inputs`.
+    B is the number of input samples (1 without inputs), or the number of given states.
+    Differentiable in `weights` and `inputs`. 1-qubit gates are fused per wire and folded
+    into the next 2-qubit gate (see `qnas.sim.fusion`), so the state is touched once per
+    2-qubit gate.
     """
     real_dtype = torch.float64 if dtype == torch.complex128 else torch.float32
-    if state is None:
-        batch = inputs.shape[0] if inputs is not None else 1
-        device = inputs.device if inputs is not None else (weights.device if weights is not None else None)
-        state = zero_state(batch, n_wires, dtype, device)
+    batch = max(t.shape[0] if t is not None else 1 for t in (inputs, state))
+    device = next((t.device for t in (state, inputs, weights) if t is not None), None)
+    pending = Pending(n_wires)
+    wstate = None if state is None else WireState.from_batch_first(state.to(dtype), n_wires, batch)
     for layer in layers:
-        if any(max(w) >= n_wires for w in layer.wires):
-            raise ValueError(f"layer {layer.gate} uses wires {layer.wires} beyond n_wires={n_wires}")
+        _check_wires(layer, n_wires)
         mats = _matrices(layer, weights, inputs, real_dtype)
-        for i, wires in enumerate(layer.wires):
-            m = mats[:, i] if mats.dim() == 4 else mats[i]
-            state = apply_gate(state, m, wires, n_wires)
-    return state
+        if layer.n_qubits == 1:
+            for part in _distinct_runs(layer.wires):
+                pending.push(mats[..., part, :, :], [w[0] for w in layer.wires[part]])
+            continue
+        for m, wires in zip(mats.unbind(-3), layer.wires, strict=True):
+            if wstate is None:  # first 2-qubit gate on |0>: the state so far is a product state
+                wstate = WireState.product(pending.take_all(), n_wires, batch, dtype, device)
+            else:
+                pa, pc = pending.take(wires[0]), pending.take(wires[1])
+                if pa is not None or pc is not None:
+                    m = m @ kron2(pa, pc)
+            wstate.apply(m, wires)
+    if wstate is None:
+        return WireState.product(pending.take_all(), n_wires, batch, dtype, device).to_batch_first()
+    for w in range(n_wires):
+        p = pending.take(w)
+        if p is not None:
+            wstate.apply(p, (w,))
+    return wstate.to_batch_first()
 
 
 def probabilities(state: torch.Tensor) -> torch.Tensor:
