@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import secrets
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -163,59 +156,6 @@ class TestOnSharedLocalRay:
             EvaluatorPool(ToyEvaluator, {"weights": torch.zeros(1), "offset": 0.0}, workers=1)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def cluster_env() -> dict[str, str]:
-    """Return an environment for every process of the test cluster, driver included.
-
-    Ray enables token authentication for clusters once a token exists, and a driver
-    joining by explicit address must opt in itself; a token of the test's own keeps the
-    cluster, the driver and ~/.ray in agreement whatever earlier tests did.
-    """
-    env = {key: value for key, value in os.environ.items() if not key.startswith("RAY_")}
-    env.update(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
-    return env
-
-
-def start_node(arguments: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    """Return a `ray start --block` process leading its own process group, so it can be ended by group."""
-    ray_cli = Path(sys.executable).with_name("ray")
-    command = [str(ray_cli), "start", "--block", "--num-cpus=1", *arguments]
-    with log.open("w") as out:
-        return subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"gave up waiting for {what}")
-        time.sleep(0.5)
-
-
-def stop_node(node: subprocess.Popen) -> None:
-    """End the node's whole process group (GCS, raylet, workers) and nothing else on the machine."""
-    # SIGKILL, as `ray stop --force` does: on SIGTERM a node drains for up to 30 s first.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(node.pid, signal.SIGKILL)
-    node.wait(timeout=15)
-    wait_for(lambda: not group_alive(node.pid), 15, f"process group {node.pid} to end")
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def drive_cluster(address: str, marker_dir: str) -> dict:
     """Return the pool's results on the cluster at `address` and the cluster's live node count."""
     with EvaluatorPool(ToyEvaluator, payload(Path(marker_dir)), workers=2, address=address) as pool:
@@ -225,34 +165,20 @@ def drive_cluster(address: str, marker_dir: str) -> dict:
 
 
 @pytest.mark.cluster
-def test_two_node_cluster_through_address(tmp_path: Path) -> None:
-    port, dashboard_port = free_port(), free_port()
-    env = cluster_env()
-    # A short private temp dir: Ray's unix sockets live under it (path length limit),
-    # and other Ray users on this machine must not discover this cluster.
-    temp_dir = tempfile.mkdtemp(prefix="qnas-ray-", dir="/tmp")
-    nodes: list[subprocess.Popen] = []
-    try:
-        head = ["--head", f"--port={port}", f"--dashboard-port={dashboard_port}", f"--temp-dir={temp_dir}"]
-        nodes.append(start_node([*head, "--include-dashboard=false"], env, tmp_path / "head.log"))
-        wait_for(lambda: (Path(temp_dir) / "ray_current_cluster").exists(), 60, "the head node")
-        nodes.append(start_node([f"--address=127.0.0.1:{port}"], env, tmp_path / "worker.log"))
-        # The driver runs in its own process, as `qnas --ray-address` would, so this
-        # process's Ray state cannot leak into it. Each node has one CPU, so the pool's
-        # two one-CPU workers can only both start once the second node has joined.
-        driver = subprocess.run(
-            [sys.executable, __file__, f"127.0.0.1:{port}", str(tmp_path)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        assert driver.returncode == 0, driver.stderr[-3000:]
-        report = json.loads(driver.stdout.strip().splitlines()[-1])
-    finally:
-        for node in reversed(nodes):
-            stop_node(node)
-        shutil.rmtree(temp_dir, ignore_errors=True)
+def test_two_node_cluster_through_address(tmp_path: Path, two_node_cluster) -> None:
+    address, env = two_node_cluster
+    # The driver runs in its own process, as `qnas --ray-address` would, so this
+    # process's Ray state cannot leak into it. Each node has one CPU, so the pool's
+    # two one-CPU workers can only both start once the second node has joined.
+    driver = subprocess.run(
+        [sys.executable, __file__, address, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert driver.returncode == 0, driver.stderr[-3000:]
+    report = json.loads(driver.stdout.strip().splitlines()[-1])
     assert report["nodes"] == 2
     assert not report["still_initialised"], "the pool connected, so it must disconnect"
     values = {int(key): result["value"] for key, result in report["results"].items()}

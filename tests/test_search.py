@@ -147,3 +147,18 @@ def test_bad_config_is_rejected_before_training(tmp_path, capsys, override, mess
     assert code == 2
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
     assert not (out / "supercircuit.pt").exists()
+
+
+@pytest.mark.cluster
+def test_search_on_a_two_node_cluster_through_ray_address(uninterrupted, tmp_path, two_node_cluster):
+    address, env = two_node_cluster
+    out = tmp_path / "cluster"
+    done = subprocess.run(
+        _search_cmd(out, "--workers", "2", "--ray-address", address),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    pd.testing.assert_frame_equal(_complete_keys(out), _complete_keys(uninterrupted))

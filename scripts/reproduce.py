@@ -1,0 +1,144 @@
+"""Build the comparison tables cell by cell: human baselines, random, noise-unaware, noise-aware.
+
+    python scripts/reproduce.py --table main [--seeds 0 1 2] [--devices ...] [--methods ...]
+                                [--workers 2] [--out runs/reproduce]
+
+A cell is one (table, device, method, seed): a full `qnas search` run directory under
+OUT/cells/. A finished cell is skipped on the next run, so a table can be built over
+several sessions. One SuperCircuit per (task, space, seed) serves every device and every
+searching method; each human baseline is trained alone once per seed. The figures are
+the chosen circuit's test-set scores after fine-tuning, noiseless and on the device's
+noise model (exact density matrices, readout error included), from the run's best.json.
+The table (mean and spread over seeds) is printed as markdown and written to OUT/TABLE.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+from qnas.config import load_config
+from qnas.pipeline import run_search, run_train
+from qnas.results import RunDir
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLES = {
+    "main": ("configs/reproduce/digits4_u3cu3.yaml", ["fake_quito", "fake_cambridge", "fake_johannesburg", "fake_rochester", "fake_cusco"]),
+    "zzry": ("configs/reproduce/digits2_zzry.yaml", ["fake_quito", "fake_rochester"]),
+    "vqe": ("configs/reproduce/h2_u3cu3.yaml", ["fake_quito", "fake_rochester"]),
+}
+ONE_CANDIDATE = ["search.population=1", "search.parents=1", "search.mutants=0", "search.crossovers=0", "search.iterations=1"]
+
+
+def methods(n_blocks_of: dict[int, list[int]], n_wires: int) -> dict[str, list[str]]:
+    """Each method as config overrides; the baselines fix the architecture and the layout."""
+    trivial = list(range(n_wires))
+    out = {}
+    for blocks, arch in n_blocks_of.items():
+        for name, layout in (("default", '"default"'), ("trivial", json.dumps(trivial))):
+            out[f"human{blocks}_{name}"] = [f"search.arch={json.dumps(arch)}", f"search.layout={layout}", *ONE_CANDIDATE]
+    out["random"] = ["search.strategy=random"]
+    out["noise_unaware"] = ["search.noise_aware=false", 'search.layout="default"']
+    out["noise_aware"] = []
+    return out
+
+
+def run_cell(base: Path, out: Path, device: str, method: str, overrides: list[str], seed: int, workers: int) -> dict:
+    """Run (or find) one cell; return its row."""
+    cell = RunDir(out / "cells" / f"{device}-{method}-s{seed}")
+    done = cell.best_json
+    config = load_config(base, [f"device={device}", f"seed={seed}", *overrides])
+    if not done.exists():
+        # Share the trained weights: one SuperCircuit per seed, one per baseline architecture.
+        shared = RunDir(out / "supercircuits" / (f"s{seed}" + (f"-arch{config.search.arch}" if config.search.arch else "")))
+        if not shared.checkpoint.exists() or not (shared.path / "trained").exists():
+            run_train(config, shared, progress=False)
+            (shared.path / "trained").touch()
+        if not cell.checkpoint.exists():
+            cell.path.mkdir(parents=True, exist_ok=True)
+            shutil.copy(shared.checkpoint, cell.checkpoint)
+        run_search(config, cell, workers=workers, progress=False)
+    best = json.loads(done.read_text())
+    test = best["test"]
+    row = {"device": device, "method": method, "seed": seed, "n_2q": test["noisy"].get("n_2q"),
+           "blocks": best["arch"][-1]}
+    for kind in ("noiseless", "noisy"):
+        for metric in ("accuracy", "loss", "energy"):
+            if metric in test[kind]:
+                row[f"{kind}_{metric}"] = test[kind][metric]
+    if "exact_energy" in test["noiseless"]:
+        row["exact_energy"] = test["noiseless"]["exact_energy"]
+    return row
+
+
+def summarize(rows: list[dict]) -> pd.DataFrame:
+    """Mean and spread (min-max over seeds) per device and method."""
+    df = pd.DataFrame(rows)
+    metrics = [c for c in df.columns if c.startswith(("noisy_", "noiseless_")) or c in ("n_2q", "blocks")]
+    out = []
+    for (device, method), group in df.groupby(["device", "method"], sort=False):
+        entry = {"device": device, "method": method, "seeds": len(group)}
+        for m in metrics:
+            values = group[m].astype(float)
+            scale = 100 if m.endswith("accuracy") else 1
+            entry[m] = f"{values.mean() * scale:.2f} ± {(values.max() - values.min()) * scale / 2:.2f}"
+        out.append(entry)
+    return pd.DataFrame(out)
+
+
+def markdown(df: pd.DataFrame) -> str:
+    """A pipe table (pandas' to_markdown needs the tabulate package)."""
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--table", choices=TABLES, default="main")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--devices", nargs="+")
+    parser.add_argument("--methods", nargs="+")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "reproduce")
+    args = parser.parse_args()
+    base_name, devices = TABLES[args.table]
+    base = ROOT / base_name
+    out = args.out / args.table
+    probe = load_config(base)
+    from qnas.pipeline import check_config
+
+    _, sc = check_config(probe)
+    all_methods = methods({b: list(sc.space.fixed_blocks(b, sc.n_wires, sc.max_blocks)) for b in (2, 4)}, sc.n_wires)
+    chosen = args.methods or list(all_methods)
+    unknown = [m for m in chosen if m not in all_methods]
+    if unknown:
+        sys.exit(f"unknown methods {unknown}; allowed: {', '.join(all_methods)}")
+    rows = []
+    for seed in args.seeds:
+        for device in args.devices or devices:
+            for method in chosen:
+                row = run_cell(base, out, device, method, all_methods[method], seed, args.workers)
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+    table = summarize(rows)
+    command = "python scripts/reproduce.py " + " ".join(sys.argv[1:])
+    text = (f"{args.table} table, {datetime.date.today()}, `{command}`; mean ± half the min-max spread over seeds; "
+            f"accuracy in %, test set after fine-tuning\n\n{markdown(table)}\n")
+    (out / f"{args.table}.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=4)
+    main()
