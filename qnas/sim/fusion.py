@@ -153,7 +153,9 @@ class WireState:
         batch = self.psi.shape[-1]
         view = self.psi.view(2**pos, d, -1)
         if matrix.dim() == 2:
-            out = torch.matmul(matrix, view)
+            # bmm on the expanded matrix, not matmul: with autograd on, matmul folds the
+            # batch into one mm through a transposed copy of the state, forward and backward.
+            out = torch.bmm(matrix.expand(view.shape[0], d, d), view)
         else:
             out = torch.einsum("bij,ljrb->lirb", matrix, view.view(2**pos, d, -1, batch))
         self.psi = out.reshape(-1, batch)
