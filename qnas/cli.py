@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
 
     devices = sub.add_parser("devices", help="list devices with their qubits, basis gates and median errors")
     devices.add_argument("names", nargs="*", help="only these devices")
+    snapshot = sub.add_parser("snapshot", help="save a device's calibration to a file, usable later as a device")
+    snapshot.add_argument("device")
+    snapshot.add_argument("path", type=Path)
     sub.add_parser("spaces", help="list the design spaces")
     sub.add_parser("tasks", help="list the tasks")
 
@@ -104,6 +107,14 @@ def _devices(args) -> int:
     from qnas.devices import list_devices
 
     print(list_devices(args.names or None).to_string(index=False))
+    return 0
+
+
+def _snapshot(args) -> int:
+    from qnas.devices import save_snapshot
+
+    path = save_snapshot(args.device, args.path)
+    print(f"saved the calibration of {args.device} to {path}; use it with --set device={path}")
     return 0
 
 
@@ -199,6 +210,7 @@ _COMMANDS = {
     "train": _train,
     "search": _search,
     "devices": _devices,
+    "snapshot": _snapshot,
     "spaces": _spaces,
     "tasks": _tasks,
     "pareto": _pareto,

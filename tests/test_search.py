@@ -136,6 +136,8 @@ def test_two_searches_share_one_storage(uninterrupted, tmp_path):
         ("device=fake_quitoo", "fake_quito"),
         ("space.name=u3cu4", "unknown space 'u3cu4'"),
         ("search.objectives=[energy]", "objective 'energy' needs a vqe task"),
+        ("search.arch=[5, 4, 4, 4, 2]", "width of block 0 layer 0 = 5 not allowed; allowed: [1, 2, 3, 4]"),
+        ("task.name=mnist9", "unknown task 'mnist9'"),
     ],
 )
 def test_bad_config_is_rejected_before_training(tmp_path, capsys, override, message):
