@@ -160,3 +160,25 @@ def test_product_state_only_circuit_and_complex64():
     assert ours.dtype == torch.complex64 and ours.shape == (4, 8)
     ref = _gate_by_gate(layers, 3, None, x.double(), torch.eye(8, dtype=torch.complex128)[:1].expand(4, -1))
     torch.testing.assert_close(ours, ref.to(torch.complex64))
+
+
+def test_fused_blocks_and_wire_moves_on_six_wires():
+    """Long runs of shared 2-qubit gates on scattered pairs: blocks fill, flush and move wires."""
+    n_wires, batch = 6, 3
+    rng = np.random.default_rng(7)
+    pairs = [tuple(int(w) for w in rng.choice(n_wires, 2, replace=False)) for _ in range(14)]
+    layers = [Layer("ry", tuple((w,) for w in range(n_wires)), "input", tuple((w,) for w in range(n_wires)))]
+    for i, pair in enumerate(pairs):
+        layers.append(Layer("cu3", (pair,), "weight", ((3 * i, 3 * i + 1, 3 * i + 2),)))
+        if i % 4 == 3:
+            layers.append(Layer("u3", ((pair[1],),), "weight", ((3 * i, 3 * i + 2, 3 * i + 1),)))
+    weights = torch.tensor(rng.uniform(-3, 3, 3 * len(pairs)), requires_grad=True)
+    inputs = torch.tensor(rng.uniform(0, 3, (batch, n_wires)), requires_grad=True)
+    start = torch.eye(2**n_wires, dtype=torch.complex128)[:1].expand(batch, -1)
+    ours = run(layers, n_wires, weights, inputs, dtype=torch.complex128)
+    ref = _gate_by_gate(layers, n_wires, weights, inputs, start)
+    torch.testing.assert_close(ours, ref)
+    z_ours, z_ref = expval_z(ours, n_wires), expval_z(ref, n_wires)
+    grads = [torch.autograd.grad(z.sum(), (weights, inputs)) for z in (z_ours, z_ref)]
+    for g_ours, g_ref in zip(*grads, strict=True):
+        torch.testing.assert_close(g_ours, g_ref)

@@ -18,7 +18,7 @@ from typing import Literal
 
 import torch
 
-from qnas.sim.fusion import Pending, WireState, kron2
+from qnas.sim.fusion import MAX_BLOCK_WIRES, Block, Pending, WireState, kron2
 from qnas.sim.gates import gate_spec
 
 Source = Literal["weight", "input", "fixed"]
@@ -139,13 +139,14 @@ def run(
 
     B is the number of input samples (1 without inputs), or the number of given states.
     Differentiable in `weights` and `inputs`. 1-qubit gates are fused per wire and folded
-    into the next 2-qubit gate (see `qnas.sim.fusion`), so the state is touched once per
-    2-qubit gate.
+    into the next 2-qubit gate, and runs of gates shared by the batch into one matrix on
+    up to 4 wires (see `qnas.sim.fusion`), so the state is touched a few times per circuit.
     """
     real_dtype = torch.float64 if dtype == torch.complex128 else torch.float32
     batch = max(t.shape[0] if t is not None else 1 for t in (inputs, state))
     device = next((t.device for t in (state, inputs, weights) if t is not None), None)
     pending = Pending(n_wires)
+    block = Block(min(MAX_BLOCK_WIRES, n_wires))
     wstate = None if state is None else WireState.from_batch_first(state.to(dtype), n_wires, batch)
     for layer in layers:
         _check_wires(layer, n_wires)
@@ -161,9 +162,17 @@ def run(
                 pa, pc = pending.take(wires[0]), pending.take(wires[1])
                 if pa is not None or pc is not None:
                     m = m @ kron2(pa, pc)
-            wstate.apply(m, wires)
+            if m.dim() == 2 and block.fits(wires):
+                block.add(m, wires)
+                continue
+            block.flush(wstate)
+            if m.dim() == 2:
+                block.add(m, wires)
+            else:
+                wstate.apply(m, wires)
     if wstate is None:
         return WireState.product(pending.take_all(), n_wires, batch, dtype, device).to_batch_first()
+    block.flush(wstate)
     for w in range(n_wires):
         p = pending.take(w)
         if p is not None:
@@ -173,17 +182,20 @@ def run(
 
 def probabilities(state: torch.Tensor) -> torch.Tensor:
     """|amplitude|^2, (B, 2**n)."""
-    return state.real**2 + state.imag**2
+    return torch.view_as_real(state).square().sum(-1)
+
+
+@lru_cache(maxsize=64)
+def _z_signs(n_wires: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(2**n, n): the eigenvalue (+1 or -1) of Z_w on each basis state."""
+    bits = (torch.arange(2**n_wires)[:, None] >> torch.arange(n_wires - 1, -1, -1)) & 1
+    return (1 - 2 * bits).to(dtype=dtype, device=device)
 
 
 def expval_z(state: torch.Tensor, n_wires: int) -> torch.Tensor:
-    """<Z_w> for every wire w: (B, n_wires)."""
+    """<Z_w> for every wire w: (B, n_wires), as one matmul of the probabilities."""
     probs = probabilities(state)
-    out = []
-    for w in range(n_wires):
-        p = probs.view(-1, 2**w, 2, 2 ** (n_wires - w - 1)).sum(dim=(1, 3))
-        out.append(p[:, 0] - p[:, 1])
-    return torch.stack(out, dim=1)
+    return probs @ _z_signs(n_wires, probs.dtype, probs.device)
 
 
 _PAULI_1Q = {
