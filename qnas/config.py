@@ -46,7 +46,7 @@ class TrainConfig(_Strict):
     lr: float = Field(1e-2, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     warmup_epochs: int = Field(5, ge=0)
-    sampler: Literal["uniform", "restricted"] = "restricted"
+    sampler: Literal["uniform", "restricted", "sandwich"] = "restricted"
     limit_diff: int = Field(4, gt=0)
 
 

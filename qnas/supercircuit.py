@@ -125,14 +125,18 @@ class ArchSampler:
 
     "uniform" draws every gene anew; "restricted" changes at most `limit_diff` genes from
     the previous sample (QuantumNAS's limit_diff), so consecutive steps train similar
-    subcircuits and the shared weights settle.
+    subcircuits and the shared weights settle; "sandwich" alternates the largest
+    subcircuit with a restricted sample (after BigNAS's sandwich rule, Yu et al. 2020),
+    which trains the largest circuit almost as well as alone at the smaller ones' expense.
     """
+
+    STRATEGIES = ("uniform", "restricted", "sandwich")
 
     def __init__(
         self, gene_choices: list[list[int]], strategy: str = "restricted", limit_diff: int = 4, seed: int = 0
     ):
-        if strategy not in ("uniform", "restricted"):
-            raise ValueError(f"unknown sampler {strategy!r}; allowed: uniform, restricted")
+        if strategy not in self.STRATEGIES:
+            raise ValueError(f"unknown sampler {strategy!r}; allowed: {', '.join(self.STRATEGIES)}")
         if limit_diff < 1:
             raise ValueError(f"limit_diff must be >= 1, got {limit_diff}")
         self.choices = gene_choices
@@ -140,8 +144,12 @@ class ArchSampler:
         self.limit_diff = limit_diff
         self.rng = np.random.default_rng(seed)
         self.previous: tuple[int, ...] | None = None
+        self.step = 0
 
     def sample(self) -> tuple[int, ...]:
+        self.step += 1
+        if self.strategy == "sandwich" and self.step % 2 == 0:
+            return tuple(c[-1] for c in self.choices)
         if self.strategy == "uniform" or self.previous is None:
             genes = [int(self.rng.choice(c)) for c in self.choices]
         else:
@@ -153,8 +161,9 @@ class ArchSampler:
         return self.previous
 
     def state_dict(self) -> dict:
-        return {"rng": self.rng.bit_generator.state, "previous": self.previous}
+        return {"rng": self.rng.bit_generator.state, "previous": self.previous, "step": self.step}
 
     def load_state_dict(self, state: dict) -> None:
         self.rng.bit_generator.state = state["rng"]
         self.previous = None if state["previous"] is None else tuple(state["previous"])
+        self.step = state["step"]

@@ -85,3 +85,12 @@ def test_restricted_sampler_changes_at_most_limit_diff_genes():
     uniform = ArchSampler(choices, "uniform", seed=3)
     a, b = uniform.sample(), uniform.sample()
     assert sum(x != y for x, y in zip(a, b, strict=True)) > 2
+
+
+def test_sandwich_sampler_alternates_with_the_largest():
+    choices = load_space("u3cu3").gene_choices(4, 3)
+    sampler = ArchSampler(choices, "sandwich", limit_diff=2, seed=0)
+    draws = [sampler.sample() for _ in range(6)]
+    largest = tuple(c[-1] for c in choices)
+    assert draws[1] == draws[3] == draws[5] == largest
+    assert draws[0] != largest
