@@ -1,0 +1,397 @@
+"""Running a chosen candidate on a device through qiskit-ibm-runtime, resumably.
+
+A deploy measures the candidate with the runtime's SamplerV2: the classification test
+set as one PUB per batch (the circuit with a 2-D array of per-sample input values), or
+the VQE energy as one PUB per measurement basis. Fake backends run in the runtime's
+local testing mode (on qiskit-aer with the backend's noise), so tests take the same path
+as a real device. Every job is recorded in RUN/deploy/<device>-<trial>/jobs.jsonl as it
+is submitted and again when its counts arrive; running the same deploy again skips the
+finished batches and picks up pending jobs of a live backend by their job id. The
+summary sets the measured metric beside the one the noisy simulation predicted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from qiskit import ClassicalRegister, QuantumCircuit, qasm3, transpile
+from tqdm.auto import tqdm
+
+from qnas import noise
+from qnas.config import Config
+from qnas.devices import Device, get_device
+from qnas.evaluate import CandidateEvaluator
+from qnas.pipeline import load_supercircuit
+from qnas.results import RunDir
+from qnas.search.genome import Genome
+from qnas.supercircuit import SuperCircuit
+from qnas.tasks import ClassificationTask, Task
+
+# The classical register every deployed circuit is measured into: bit i holds logical qubit i.
+_CREG = "meas"
+# Multinomial resamples of the measured counts behind the shot-noise standard errors.
+_BOOTSTRAP = 400
+
+
+def load_candidate(run: RunDir, trial: int | str) -> tuple[Config, Task, SuperCircuit, Genome]:
+    """Return (config, task, SuperCircuit holding the candidate's weights, genome) of a run's trial.
+
+    Trial "best" is the fine-tuned best candidate (best.pt); a trial number is a row of
+    the candidates table, with the weights it inherits from the trained SuperCircuit.
+    """
+    config = run.load_config()
+    task, sc = load_supercircuit(config, run)
+    if str(trial) == "best":
+        best_pt = run.path / "best.pt"
+        if not best_pt.exists():
+            raise FileNotFoundError(f"{run.path} has no best.pt yet; finish qnas search first")
+        best = torch.load(best_pt, weights_only=False)
+        with torch.no_grad():
+            sc.weights.copy_(best["weights"])
+        return config, task, sc, Genome(tuple(best["layout"]), tuple(best["genes"]))
+    if not run.candidates_parquet.exists():
+        raise FileNotFoundError(f"{run.path} has no candidates table yet; run qnas search first")
+    df = pd.read_parquet(run.candidates_parquet)
+    row = df[df["trial"] == int(trial)]
+    if row.empty:
+        raise ValueError(
+            f"trial {trial} not in {run.candidates_parquet}; trials: {df['trial'].min()}..{df['trial'].max()}, or 'best'"
+        )
+    return (
+        config,
+        task,
+        sc,
+        Genome(tuple(json.loads(row.iloc[0]["layout"])), tuple(json.loads(row.iloc[0]["arch"]))),
+    )
+
+
+def device_circuit(
+    circuit: QuantumCircuit, device: Device, layout: tuple[int, ...], optimization_level: int, seed: int
+) -> QuantumCircuit:
+    """Return `circuit` transpiled for `device` on `layout` (empty: qiskit's), logical qubit i measured into bit i.
+
+    The transpilation is the one `noise.transpile_candidate` scores (same arguments, no
+    measurements), so the device runs the very circuit the prediction simulated; the
+    measurements go on after routing, on the physical qubits the logical ones end on.
+    """
+    transpiled = transpile(
+        circuit,
+        backend=device.backend,
+        initial_layout=list(layout) if layout else None,
+        optimization_level=optimization_level,
+        seed_transpiler=seed,
+    )
+    final = transpiled.layout.final_index_layout(filter_ancillas=True)
+    register = ClassicalRegister(circuit.num_qubits, _CREG)
+    transpiled.add_register(register)
+    transpiled.measure(final, register)
+    return transpiled
+
+
+def deploy(
+    run_dir: Path,
+    trial: int | str,
+    device: str,
+    shots: int = 4000,
+    batch_size: int = 64,
+    progress: bool = True,
+    limit: int | None = None,
+    on_batch: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Return the deploy summary: the measured metric beside the noisy simulation's prediction.
+
+    Classification: accuracy and loss on the test set (its first `limit` samples when
+    given), `batch_size` samples per job, `shots` shots per sample. VQE: the energy from
+    one job with one PUB per measurement basis, beside the exact ground energy. The
+    candidate keeps the run's layout on the run's device; on another device that layout
+    means nothing, so qiskit chooses one. `on_batch` is called with each batch's record
+    once it is saved. The summary is also written to RUN/deploy/<device>-<trial>/summary.json.
+    """
+    if shots < 1 or batch_size < 1 or (limit is not None and limit < 1):
+        raise ValueError(f"shots ({shots}), batch_size ({batch_size}) and limit ({limit}) must be >= 1")
+    run = RunDir(run_dir)
+    config, task, sc, genome = load_candidate(run, trial)
+    # Resolved before anything is written: a live name without an account fails here, at once.
+    target = get_device(device)
+    layout = genome.layout if device == config.device else ()
+    deployed = Genome(layout, genome.arch)
+    sub = sc.subcircuit(genome.arch)
+    logical = sub.to_qiskit(bound=True, encoder=task.encoder, n_inputs=task.n_inputs)
+    level, seed = config.search.optimization_level, config.seed
+    if isinstance(task, ClassificationTask):
+        x, y = task.inputs("test", limit)
+        circuits = [device_circuit(logical, target, layout, level, seed)]
+        values = x.numpy().astype(np.float64)[:, [p.index for p in circuits[0].parameters]]
+        batches = [(start, min(start + batch_size, len(x))) for start in range(0, len(x), batch_size)]
+    else:
+        bases = task.measurement_bases()
+        # Bases list qubit 0 first; basis_rotation reads labels in qiskit's order.
+        circuits = [
+            device_circuit(noise.basis_rotation(logical, basis[::-1]), target, layout, level, seed)
+            for basis in bases
+        ]
+        values, batches = None, [(0, 1)]
+    plan = {
+        "trial": str(trial),
+        "device": device,
+        "task": task.name,
+        "arch": list(genome.arch),
+        "layout": list(layout),
+        "shots": shots,
+        "batch_size": batch_size,
+        "n_samples": len(values) if values is not None else None,
+        "circuit_sha256": hashlib.sha256(qasm3.dumps(logical).encode()).hexdigest(),
+    }
+    folder = run.path / "deploy" / f"{_slug(device)}-{trial}"
+    _check_plan(folder, plan)
+    jobs = JobLog(folder / "jobs.jsonl")
+
+    def pubs(batch: int) -> list[tuple]:
+        if values is None:
+            return [(c,) for c in circuits]
+        start, stop = batches[batch]
+        return [(circuits[0], values[start:stop])]
+
+    counts = _run_batches(target, jobs, len(batches), pubs, shots, progress, on_batch)
+    measured_at = {
+        "shots": shots,
+        "n_jobs": len(batches),
+        "job_ids": [jobs.done()[b]["job_id"] for b in range(len(batches))],
+    }
+    if isinstance(task, ClassificationTask):
+        probs = np.concatenate([_probabilities(c[0], task.n_wires) for c in counts])
+        result = _classification_summary(task, probs, y, shots, seed)
+        predicted = _predicted(config, sc, deployed, device, (x, y))
+        result["predicted"] = {k: predicted[k] for k in ("accuracy", "loss")}
+        result["difference"] = result["measured"]["accuracy"] - predicted["accuracy"]
+        result["n_samples"] = len(y)
+    else:
+        probs_by_basis = {basis: _probabilities(counts[0][i], task.n_wires) for i, basis in enumerate(bases)}
+        result = _vqe_summary(task, probs_by_basis, shots, seed)
+        predicted = _predicted(config, sc, deployed, device, None)
+        result["predicted"] = {"energy": predicted["energy"]}
+        result["difference"] = result["measured"]["energy"] - predicted["energy"]
+    summary = {
+        **plan,
+        "backend": str(target.backend.name),
+        "kind": task.kind,
+        "metric": task.metric,
+        **result,
+        "n_2q": predicted["n_2q"],
+        "depth": predicted["depth"],
+        **measured_at,
+        "jobs": str(jobs.path),
+    }
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _slug(device: str) -> str:
+    """A directory-safe name for a device: a snapshot file's stem, else the name itself."""
+    name = Path(device).stem if device.endswith(".json") else device
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def _check_plan(folder: Path, plan: dict[str, Any]) -> None:
+    """Write the deploy's plan, or refuse a folder holding the jobs of another one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "deploy.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        changed = sorted(k for k in set(saved) | set(plan) if saved.get(k) != plan.get(k))
+        if changed:
+            raise ValueError(
+                f"{folder} holds a deploy with other settings (differs in {', '.join(changed)}); "
+                "repeat it with the same settings to resume, or move the folder away to start anew"
+            )
+        return
+    path.write_text(json.dumps(plan, indent=2))
+
+
+class JobLog:
+    """The append-only record of a deploy's jobs: one JSON line per event, the latest per batch wins.
+
+    A batch's line says "submitted" (with the job id) as soon as the job exists, and
+    "done" (with the counts) or "failed" once it ends; lines are flushed to disk at once,
+    so a killed deploy loses nothing that had arrived.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every complete line, in order (a line cut short by a kill is skipped)."""
+        if not self.path.exists():
+            return []
+        out = []
+        for line in self.path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out
+
+    def latest(self) -> dict[int, dict[str, Any]]:
+        """Return {batch: its latest record}."""
+        return {r["batch"]: r for r in self.records()}
+
+    def done(self) -> dict[int, dict[str, Any]]:
+        """Return {batch: its "done" record} for the finished batches."""
+        return {b: r for b, r in self.latest().items() if r["status"] == "done"}
+
+    def append(self, record: dict[str, Any]) -> dict[str, Any]:
+        record = {**record, "time": datetime.now(timezone.utc).isoformat()}
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        return record
+
+
+def _run_batches(
+    device: Device,
+    jobs: JobLog,
+    n_batches: int,
+    pubs: Callable[[int], list[tuple]],
+    shots: int,
+    progress: bool,
+    on_batch: Callable[[dict[str, Any]], None] | None,
+) -> list[list[list[dict[str, int]]]]:
+    """Return the counts of every batch (per PUB, per parameter row), running only the unfinished ones.
+
+    A live backend gets every missing job submitted at once (they queue on the device
+    side) and its pending jobs retrieved by id; a local one runs one job at a time,
+    since local jobs finish in this process and do not outlive it.
+    """
+    from qiskit_ibm_runtime import SamplerV2
+    from qiskit_ibm_runtime.ibm_backend import IBMBackend
+
+    live = isinstance(device.backend, IBMBackend)
+    latest = jobs.latest()
+    todo = [b for b in range(n_batches) if latest.get(b, {}).get("status") != "done"]
+    bar = tqdm(
+        total=n_batches, initial=n_batches - len(todo), desc="deploy", unit="job", disable=not progress
+    )
+    sampler = SamplerV2(mode=device.backend)
+    in_flight: list[tuple[int, Any]] = []
+    for b in todo:
+        if live and latest.get(b, {}).get("status") == "submitted":
+            in_flight.append((b, device.backend.service.job(latest[b]["job_id"])))
+    resumed = {b for b, _ in in_flight}
+    queue = [b for b in todo if b not in resumed]
+    window = n_batches if live else 1
+    while queue or in_flight:
+        while queue and len(in_flight) < window:
+            b = queue.pop(0)
+            job = sampler.run(pubs(b), shots=shots)
+            jobs.append({"batch": b, "status": "submitted", "job_id": job.job_id()})
+            in_flight.append((b, job))
+        b, job = in_flight.pop(0)
+        try:
+            result = job.result()
+        except Exception as exc:
+            jobs.append({"batch": b, "status": "failed", "job_id": job.job_id(), "error": type(exc).__name__})
+            raise RuntimeError(
+                f"job {job.job_id()} (batch {b}) failed ({type(exc).__name__}); run the deploy again to resubmit it"
+            ) from exc
+        record = jobs.append(
+            {"batch": b, "status": "done", "job_id": job.job_id(), "counts": [_pub_counts(r) for r in result]}
+        )
+        bar.update(1)
+        if on_batch is not None:
+            on_batch(record)
+    bar.close()
+    done = jobs.done()
+    return [done[b]["counts"] for b in range(n_batches)]
+
+
+def _pub_counts(pub_result) -> list[dict[str, int]]:
+    """Return the counts of each parameter row of a SamplerV2 PUB result (bit i = logical qubit i)."""
+    bits = getattr(pub_result.data, _CREG)
+    if bits.ndim == 0:
+        return [bits.get_counts()]
+    return [bits.get_counts(loc=i) for i in range(bits.shape[0])]
+
+
+def _probabilities(counts: list[dict[str, int]], n_qubits: int) -> np.ndarray:
+    """Return (N, 2**n) outcome frequencies from counts keyed by bitstring (qubit 0 rightmost)."""
+    probs = np.zeros((len(counts), 2**n_qubits))
+    for i, row in enumerate(counts):
+        for bitstring, count in row.items():
+            probs[i, int(bitstring, 2)] = count
+        probs[i] /= probs[i].sum()
+    return probs
+
+
+def _resampled(probs: np.ndarray, shots: int, seed: int) -> np.ndarray:
+    """Return (_BOOTSTRAP, N, 2**n) frequencies of fresh multinomial draws of `shots` shots per row."""
+    rng = np.random.default_rng(seed)
+    draws = np.stack([rng.multinomial(shots, p / p.sum(), size=_BOOTSTRAP) for p in probs], axis=1)
+    return draws / shots
+
+
+def _classification_summary(
+    task: ClassificationTask, probs: np.ndarray, y: torch.Tensor, shots: int, seed: int
+) -> dict[str, Any]:
+    """Return the measured accuracy and loss with their standard errors.
+
+    Two errors answer two questions. The shot-noise error (the spread of the accuracy
+    over multinomial resamples of every sample's counts) is how far the measurement can
+    stray from the device's exact outcome probabilities on these samples, so it is the
+    yardstick for measured against predicted. The sampling error sqrt(p(1-p)/n) is how
+    far the accuracy on n test samples can stray from the accuracy on unseen data.
+    """
+    measured = task.metrics_from_z(noise.z_expectations(probs, task.n_wires), y)
+    resampled = [
+        task.metrics_from_z(noise.z_expectations(p, task.n_wires), y)["accuracy"]
+        for p in _resampled(probs, shots, seed)
+    ]
+    p, n = measured["accuracy"], len(y)
+    return {
+        "measured": measured,
+        "shot_noise_se": float(np.std(resampled, ddof=1)),
+        "sampling_se": float(np.sqrt(p * (1 - p) / n)),
+    }
+
+
+def _vqe_summary(task, probs_by_basis: dict[str, np.ndarray], shots: int, seed: int) -> dict[str, Any]:
+    """Return the measured energy with its shot-noise standard error, beside the exact ground energy."""
+    energy = task.energy_from_probabilities({b: p[0] for b, p in probs_by_basis.items()})
+    draws = {b: _resampled(p, shots, seed + i)[:, 0] for i, (b, p) in enumerate(probs_by_basis.items())}
+    resampled = [
+        task.energy_from_probabilities({b: d[r] for b, d in draws.items()}) for r in range(_BOOTSTRAP)
+    ]
+    return {
+        "measured": {"energy": energy},
+        "shot_noise_se": float(np.std(resampled, ddof=1)),
+        "exact_energy": task.exact_energy,
+    }
+
+
+def _predicted(
+    config: Config,
+    sc: SuperCircuit,
+    genome: Genome,
+    device: str,
+    test: tuple[torch.Tensor, torch.Tensor] | None,
+) -> dict[str, Any]:
+    """Return the noisy simulation's scores of `genome` on `device` (exact probabilities), on `test` if given."""
+    predict = config.model_copy(deep=True)
+    predict.device = device
+    predict.search.noise_aware = True
+    predict.search.shots = None
+    # Only the task metric is wanted: expressibility and the like are not measured.
+    predict.search.objectives = ["loss"]
+    if test is not None:
+        predict.search.valid_samples = len(test[0])
+    return CandidateEvaluator(predict.model_dump(), sc.weights.detach().clone(), test).evaluate(genome)
