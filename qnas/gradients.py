@@ -158,7 +158,8 @@ class NoisyExecutor(_TaskExecutor):
     The subcircuit is transpiled once with its angles as free Parameters (one circuit per
     measurement basis for a VQE); each call binds every (parameter vector, sample) pair
     as one row of a single batched density-matrix simulation. `shots` samples outcomes
-    instead of using exact probabilities, with a new seed per call.
+    instead of using exact probabilities, with a new seed per call; `noiseless` takes the
+    same transpiled path without noise.
     """
 
     differentiable = False
@@ -172,9 +173,10 @@ class NoisyExecutor(_TaskExecutor):
         optimization_level: int = 2,
         shots: int | None = None,
         seed: int = 0,
+        noiseless: bool = False,
     ) -> None:
         self.sub, self.task, self.device = sub, task, device
-        self.shots, self.seed = shots, seed
+        self.shots, self.seed, self.noiseless = shots, seed, noiseless
         self.n_executions = 0
         circuit = sub.to_qiskit(bound=False, encoder=task.encoder, n_inputs=task.n_inputs)
         bases = task.measurement_bases() if task.kind == "vqe" else [None]
@@ -210,7 +212,7 @@ class NoisyExecutor(_TaskExecutor):
     def _probabilities(self, basis: str | None, values: np.ndarray) -> np.ndarray:
         self.seed += 1
         return noise.noisy_probabilities(
-            self.candidates[basis], self.device, values, shots=self.shots, seed=self.seed
+            self.candidates[basis], self.device, values, self.shots, self.noiseless, self.seed
         )
 
     def outputs(self, thetas: torch.Tensor, batch: Batch) -> torch.Tensor:

@@ -13,12 +13,15 @@ What pruning a gate means here:
 - A pruned angle is set to 0 exactly. A 1-angle gate with its angle pruned is the
   identity and is dropped; a u3 or cu3 is dropped once all three of its angles are
   pruned (U3(0, 0, 0) = I), and otherwise stays with its pruned angles at 0.
+- So angle pruning rarely drops a U3 or CU3; granularity "gate" ranks whole gates by the
+  norm of their angles' distances and prunes all their angles, dropping them.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -34,6 +37,7 @@ from qnas.sim import Layer
 from qnas.supercircuit import Subcircuit
 from qnas.tasks import Task
 
+Granularity = Literal["angle", "gate"]
 _CONTROLLED_ROTATION = {"crx": (0,), "cry": (0,), "crz": (0,), "cu3": (0,)}
 
 
@@ -57,19 +61,43 @@ def identity_distance(sub: Subcircuit, theta: torch.Tensor) -> torch.Tensor:
     return (theta - periods * torch.round(theta / periods)).abs()
 
 
+def gate_groups(sub: Subcircuit) -> list[list[int]]:
+    """Return the parameter positions (in theta order) of each parametrized gate of `sub`."""
+    position = {i: p for p, i in enumerate(sub.parameter_indices())}
+    return [[position[i] for i in ix] for ly in sub.layers if ly.source == "weight" for ix in ly.index]
+
+
 def select_pruned(
-    sub: Subcircuit, theta: torch.Tensor, ratio: float, already: torch.Tensor | None = None
+    sub: Subcircuit,
+    theta: torch.Tensor,
+    ratio: float,
+    already: torch.Tensor | None = None,
+    granularity: Granularity = "angle",
 ) -> torch.Tensor:
-    """Return the boolean mask (P,) of the round(ratio * P) angles nearest the identity, keeping `already`."""
+    """Return the boolean mask (P,) of the angles pruned at `ratio`, keeping those in `already`.
+
+    "angle": the round(ratio * P) angles nearest the identity (QuantumNAS). "gate": the
+    round(ratio * n_gates) gates whose angles are nearest the identity together
+    (Euclidean norm of their distances), all angles of each; this drops whole U3 and CU3
+    gates, which angle pruning rarely does.
+    """
     if not 0 <= ratio <= 1:
         raise ValueError(f"pruning ratio {ratio} must be in [0, 1]")
+    if granularity not in ("angle", "gate"):
+        raise ValueError(f"pruning granularity {granularity!r}; allowed: 'angle', 'gate'")
     distance = identity_distance(sub, theta)
+    groups = [[p] for p in range(len(theta))] if granularity == "angle" else gate_groups(sub)
+    group_distance = torch.stack([distance[g].norm() for g in groups])
+    n_already = 0
     if already is not None:
-        distance[already.bool()] = -1.0  # once pruned, always pruned: the ratio only grows
-    n_pruned = max(round(ratio * len(theta)), 0 if already is None else int(already.sum()))
+        was_pruned = torch.tensor([bool(already[g].all()) for g in groups])
+        group_distance[was_pruned] = -1.0  # once pruned, always pruned: the ratio only grows
+        n_already = int(was_pruned.sum())
+    n_pruned = max(round(ratio * len(groups)), n_already)
     mask = torch.zeros(len(theta), dtype=torch.bool)
-    mask[torch.argsort(distance, stable=True)[:n_pruned]] = True
-    return mask
+    for g in torch.argsort(group_distance, stable=True)[:n_pruned].tolist():
+        mask[groups[g]] = True
+    return mask if already is None else mask | already.bool()
 
 
 def drop_pruned_gates(sub: Subcircuit, theta: torch.Tensor, pruned: torch.Tensor) -> Subcircuit:
@@ -117,6 +145,7 @@ class PruneSettings:
     batch_size: int = 32
     lr: float = 2e-3
     initial_ratio: float = 0.05
+    granularity: Granularity = "angle"
     seed: int = 0
 
 
@@ -145,7 +174,7 @@ def iterative_prune(
     history = []
     steps = task.n_batches(settings.batch_size)
     for epoch, ratio in enumerate(ratio_schedule(target_ratio, settings.epochs, settings.initial_ratio)):
-        pruned = select_pruned(sub, theta, ratio, pruned)
+        pruned = select_pruned(sub, theta, ratio, pruned, settings.granularity)
         tune = FinetuneSettings(steps, settings.batch_size, settings.lr, settings.seed + epoch)
         tuned, steps_log = finetune_with(engine, executor, task, tune, pruned=pruned, theta=theta)
         theta = parameters_of(tuned)
