@@ -99,7 +99,7 @@ def device_circuit(
 
 
 def deploy(
-    run_dir: Path,
+    run_dir: Path | str,
     trial: int | str,
     device: str,
     shots: int = 4000,

@@ -1,0 +1,111 @@
+"""Deploy through qiskit-ibm-runtime's local testing mode: the code path a real device takes."""
+
+import json
+import logging
+import os
+import secrets
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import pytest
+
+from qnas.cli import main
+from qnas.deploy import deploy
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """A tiny finished search on fake_quito (digits4)."""
+    out = tmp_path_factory.mktemp("deploy") / "run"
+    argv = ["search", "--config", "tests/tiny_search.yaml", "--out", str(out), "--workers", "0", "--quiet"]
+    assert main(argv) == 0
+    return out
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_full_test_set_on_the_run_device_matches_the_prediction(run_dir):
+    summary = deploy(run_dir, "best", "fake_quito", shots=4000, batch_size=64, progress=False)
+    best = json.loads((run_dir / "best.json").read_text())
+    # The prediction is the search's own noisy test score of the candidate, on its layout.
+    assert summary["predicted"]["accuracy"] == pytest.approx(best["test"]["noisy"]["accuracy"])
+    assert summary["layout"] == best["layout"] and summary["n_samples"] == 216 and summary["n_jobs"] == 4
+    assert abs(summary["difference"]) <= max(0.03, 3 * summary["shot_noise_se"])
+    folder = run_dir / "deploy" / "fake_quito-best"
+    assert json.loads((folder / "summary.json").read_text()) == summary
+    done = [r for r in _lines(folder / "jobs.jsonl") if r["status"] == "done"]
+    assert [r["batch"] for r in done] == [0, 1, 2, 3]
+    assert sum(len(r["counts"][0]) for r in done) == 216
+    assert all(sum(c.values()) == 4000 for r in done for c in r["counts"][0])
+
+
+def test_another_device_takes_the_same_path(run_dir):
+    summary = deploy(run_dir, "best", "fake_brisbane", shots=4000, batch_size=32, progress=False, limit=64)
+    assert summary["backend"] == "fake_brisbane" and summary["n_samples"] == 64
+    # A layout searched on fake_quito means nothing on fake_brisbane: qiskit chooses one.
+    assert summary["layout"] == []
+    assert abs(summary["difference"]) <= max(0.03, 3 * summary["shot_noise_se"])
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_an_interrupted_deploy_resubmits_nothing_that_finished(run_dir):
+    def stop_after_first(record):
+        raise _Interrupt(record["job_id"])
+
+    settings = dict(shots=1000, batch_size=16, progress=False, limit=64)
+    with pytest.raises(_Interrupt) as first:
+        deploy(run_dir, 3, "fake_quito", on_batch=stop_after_first, **settings)
+    jobs = run_dir / "deploy" / "fake_quito-3" / "jobs.jsonl"
+    assert [(r["batch"], r["status"]) for r in _lines(jobs)] == [(0, "submitted"), (0, "done")]
+    summary = deploy(run_dir, 3, "fake_quito", **settings)
+    records = _lines(jobs)
+    for batch in range(4):
+        assert [r["status"] for r in records if r["batch"] == batch] == ["submitted", "done"]
+    assert summary["job_ids"][0] == str(first.value)
+    assert deploy(run_dir, 3, "fake_quito", **settings) == summary
+    assert len(_lines(jobs)) == len(records)
+    with pytest.raises(ValueError, match="differs in shots"):
+        deploy(run_dir, 3, "fake_quito", **{**settings, "shots": 2000})
+
+
+def test_a_planted_token_appears_nowhere(run_dir, monkeypatch, capsys, caplog):
+    token = "qnas-test-token-" + secrets.token_hex(16)
+    monkeypatch.setenv("QISKIT_IBM_TOKEN", token)
+    caplog.set_level(logging.DEBUG)
+    started = time.monotonic()
+    with pytest.raises(RuntimeError) as err:
+        deploy(run_dir, "best", "ibm_brisbane", progress=False)
+    assert time.monotonic() - started < 30
+    text = "".join(traceback.format_exception(err.value))
+    out, errs = capsys.readouterr()
+    for seen in (text, repr(err.value), out, errs, caplog.text):
+        assert token not in seen
+    for path in run_dir.rglob("*"):
+        if path.is_file():
+            assert token.encode() not in path.read_bytes(), path
+    assert not (run_dir / "deploy" / "ibm_brisbane-best").exists()
+
+
+def test_a_live_device_without_an_account_fails_at_once_saying_how_to_save_one(run_dir, tmp_path):
+    # A fresh HOME holds no saved account whatever this machine has; no QISKIT_IBM_* variables.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QISKIT_IBM")}
+    env["HOME"] = str(tmp_path)
+    code = (
+        "import sys\nfrom qnas.deploy import deploy\n"
+        "try:\n    deploy(sys.argv[1], 'best', 'ibm_brisbane', progress=False)\n"
+        "except RuntimeError as err:\n    print(err)\n"
+    )
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(run_dir)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert time.monotonic() - started < 30
+    assert "no IBM Quantum account" in done.stdout and "save_account" in done.stdout
