@@ -86,6 +86,7 @@ class SearchConfig(_Strict):
 
 class FinetuneConfig(_Strict):
     epochs: int = Field(100, ge=0)
+    finalists: int = Field(5, gt=0, description="front candidates fine-tuned before the best is chosen")
     lr: float = Field(5e-3, gt=0)
     batch_size: int = Field(32, gt=0)
     weight_decay: float = Field(1e-4, ge=0)

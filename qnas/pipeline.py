@@ -93,7 +93,9 @@ def run_train(config: Config, run: RunDir, progress: bool = True) -> tuple[Task,
     if config.search.arch is not None:
         # A fixed architecture is trained alone: the human-designed baseline of QuantumNAS.
         genes = sc.validate(config.search.arch)
-        train(sc, task, train_settings(config), lambda: genes, run.checkpoint, progress=progress, desc="train")
+        train(
+            sc, task, train_settings(config), lambda: genes, run.checkpoint, progress=progress, desc="train"
+        )
     else:
         train_supercircuit(sc, task, train_settings(config), run.checkpoint, progress)
     return task, sc
@@ -215,58 +217,102 @@ def _initial_genomes(
 def finish_best(
     config: Config, run: RunDir, task: Task, sc: SuperCircuit, front: pd.DataFrame, progress: bool = True
 ) -> dict[str, Any]:
-    """Fine-tune the front's best candidate by the first objective, score it on the test set, export it."""
+    """Fine-tune finalists from the front, keep the best on the validation set, test it and export it.
+
+    Inherited weights rank candidates of one depth well but under-rate deep ones, which
+    gain most from training of their own; so up to `finetune.finalists` candidates spread
+    along the front (all depths) are fine-tuned and scored again on the validation
+    samples (noisy when the search is noise-aware) before one is chosen.
+    """
     if front.empty:
         raise RuntimeError("every candidate failed; see the error column of candidates.csv")
-    row = front.iloc[0]
-    genome = Genome(tuple(json.loads(row["layout"])), tuple(json.loads(row["arch"])))
-    tuned = sc
-    if config.finetune.epochs:
-        ft = config.finetune
-        settings = TrainSettings(
-            ft.epochs, ft.batch_size, ft.lr, ft.weight_decay, ft.warmup_epochs, seed=config.seed
+    n_finalists = min(config.finetune.finalists, len(front))
+    picks = sorted(set(np.linspace(0, len(front) - 1, n_finalists).round().astype(int).tolist()))
+    finalists = []
+    for i in picks:
+        row = front.iloc[i]
+        genome = Genome(tuple(json.loads(row["layout"])), tuple(json.loads(row["arch"])))
+        tuned = _finetuned(config, run, task, sc, genome, int(row["trial"]), progress)
+        valid = score_genome(config, task, tuned, genome, "valid", config.search.noise_aware)
+        finalists.append(
+            {
+                "trial": int(row["trial"]),
+                "genome": genome,
+                "tuned": tuned,
+                "valid": valid,
+                "search_scores": {o: float(row[o]) for o in config.search.objectives},
+            }
         )
-        tuned, _ = finetune(sc, genome.arch, task, settings, run.path / "finetune.pt", progress)
-    test = _test_scores(config, task, tuned, genome)
+    best = min(finalists, key=lambda f: f["valid"]["loss"])
+    genome, tuned = best["genome"], best["tuned"]
     sub = tuned.subcircuit(genome.arch)
     run.exports.mkdir(exist_ok=True)
     paths = {
         fmt: str(export_circuit(sub, task, fmt, run.exports / f"best.{fmt}")) for fmt in ("qasm2", "qasm3")
     }
-    best = {
-        "trial": int(row["trial"]),
+    summary = {
+        "trial": best["trial"],
         "layout": list(genome.layout),
         "arch": list(genome.arch),
-        "search_scores": {o: float(row[o]) for o in config.search.objectives},
-        "test": test,
+        "search_scores": best["search_scores"],
+        "valid_after_finetune": _summary(best["valid"]),
+        "finalists": [
+            {
+                "trial": f["trial"],
+                "arch": list(f["genome"].arch),
+                "layout": list(f["genome"].layout),
+                "valid_after_finetune": _summary(f["valid"]),
+            }
+            for f in finalists
+        ],
+        "test": {
+            "noiseless": task.evaluate(sub, _test_split(task)),
+            "noisy": _summary(score_genome(config, task, tuned, genome, _test_split(task), True)),
+            "device": config.device,
+        },
         "exports": paths,
     }
     torch.save(
         {"weights": tuned.weights.detach(), "genes": genome.arch, "layout": genome.layout},
         run.path / "best.pt",
     )
-    run.best_json.write_text(json.dumps(best, indent=2))
-    return best
+    run.best_json.write_text(json.dumps(summary, indent=2))
+    return summary
 
 
-def _test_scores(config: Config, task: Task, sc: SuperCircuit, genome: Genome) -> dict[str, Any]:
-    """Noiseless and noisy scores of the genome on the test set (VQE: the energy)."""
-    split = "test" if isinstance(task, ClassificationTask) else "valid"
-    noiseless = task.evaluate(sc.subcircuit(genome.arch), split)
-    test_config = config.model_copy(deep=True)
-    test_config.search.noise_aware = True
-    payload = {"config": test_config.model_dump(), "weights": sc.weights.detach().clone(), "valid": None}
-    if isinstance(task, ClassificationTask):
-        payload["valid"] = task.inputs("test")
-        test_config.search.valid_samples = len(payload["valid"][0])
-        payload["config"] = test_config.model_dump()
-    noisy = CandidateEvaluator(**payload).evaluate(genome)
+def _finetuned(
+    config: Config, run: RunDir, task: Task, sc: SuperCircuit, genome: Genome, trial: int, progress: bool
+) -> SuperCircuit:
+    if not config.finetune.epochs:
+        return sc
+    ft = config.finetune
+    settings = TrainSettings(
+        ft.epochs, ft.batch_size, ft.lr, ft.weight_decay, ft.warmup_epochs, seed=config.seed
+    )
+    tuned, _ = finetune(sc, genome.arch, task, settings, run.path / f"finetune-{trial}.pt", progress)
+    return tuned
+
+
+def _test_split(task: Task) -> str:
+    return "test" if isinstance(task, ClassificationTask) else "valid"
+
+
+def _summary(scores: dict[str, Any]) -> dict[str, Any]:
     keys = ("loss", "accuracy", "energy", "n_2q", "depth", "success_probability")
-    return {
-        "noiseless": noiseless,
-        "noisy": {k: noisy[k] for k in keys if k in noisy},
-        "device": config.device,
-    }
+    return {k: scores[k] for k in keys if k in scores}
+
+
+def score_genome(
+    config: Config, task: Task, sc: SuperCircuit, genome: Genome, split: str, noise_aware: bool
+) -> dict[str, Any]:
+    """A genome's scores on all samples of `split` with the given weights: noisy on the device, or noiseless."""
+    scoring = config.model_copy(deep=True)
+    scoring.search.noise_aware = noise_aware
+    samples = None
+    if isinstance(task, ClassificationTask):
+        samples = task.inputs(split)
+        scoring.search.valid_samples = len(samples[0])
+    return CandidateEvaluator(scoring.model_dump(), sc.weights.detach().clone(), samples).evaluate(genome)
 
 
 def load_supercircuit(config: Config, run: RunDir) -> tuple[Task, SuperCircuit]:
