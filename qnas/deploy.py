@@ -17,6 +17,7 @@ import json
 import os
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -124,15 +125,18 @@ def deploy(
     # Resolved before anything is written: a live name without an account fails here, at once.
     target = get_device(device)
     layout = genome.layout if device == config.device else ()
-    deployed = Genome(layout, genome.arch)
     sub = sc.subcircuit(genome.arch)
     logical = sub.to_qiskit(bound=True, encoder=task.encoder, n_inputs=task.n_inputs)
     level, seed = config.search.optimization_level, config.seed
     if isinstance(task, ClassificationTask):
         x, y = task.inputs("test", limit)
-        circuits = [device_circuit(logical, target, layout, level, seed)]
-        values = x.numpy().astype(np.float64)[:, [p.index for p in circuits[0].parameters]]
-        batches = [(start, min(start + batch_size, len(x))) for start in range(0, len(x), batch_size)]
+        circuit = device_circuit(logical, target, layout, level, seed)
+        values = x.numpy().astype(np.float64)[:, [p.index for p in circuit.parameters]]
+        # One PUB per job: the circuit with a 2-D array, one row of input values per sample.
+        batches = [
+            _Batch([(circuit, values[start : start + batch_size])], [start, min(start + batch_size, len(x))])
+            for start in range(0, len(x), batch_size)
+        ]
     else:
         bases = task.measurement_bases()
         # Bases list qubit 0 first; basis_rotation reads labels in qiskit's order.
@@ -140,7 +144,7 @@ def deploy(
             device_circuit(noise.basis_rotation(logical, basis[::-1]), target, layout, level, seed)
             for basis in bases
         ]
-        values, batches = None, [(0, 1)]
+        batches = [_Batch([(c,) for c in circuits])]
     plan = {
         "trial": str(trial),
         "device": device,
@@ -149,47 +153,35 @@ def deploy(
         "layout": list(layout),
         "shots": shots,
         "batch_size": batch_size,
-        "n_samples": len(values) if values is not None else None,
+        "n_samples": len(x) if isinstance(task, ClassificationTask) else None,
         "circuit_sha256": hashlib.sha256(qasm3.dumps(logical).encode()).hexdigest(),
     }
     folder = run.path / "deploy" / f"{_slug(device)}-{trial}"
     _check_plan(folder, plan)
     jobs = JobLog(folder / "jobs.jsonl")
-
-    def pubs(batch: int) -> list[tuple]:
-        if values is None:
-            return [(c,) for c in circuits]
-        start, stop = batches[batch]
-        return [(circuits[0], values[start:stop])]
-
-    counts = _run_batches(target, jobs, len(batches), pubs, shots, progress, on_batch)
-    measured_at = {
-        "shots": shots,
-        "n_jobs": len(batches),
-        "job_ids": [jobs.done()[b]["job_id"] for b in range(len(batches))],
-    }
+    counts = _run_batches(target, jobs, batches, shots, progress, on_batch)
+    deployed = Genome(layout, genome.arch)
     if isinstance(task, ClassificationTask):
         probs = np.concatenate([_probabilities(c[0], task.n_wires) for c in counts])
         result = _classification_summary(task, probs, y, shots, seed)
         predicted = _predicted(config, sc, deployed, device, (x, y))
         result["predicted"] = {k: predicted[k] for k in ("accuracy", "loss")}
-        result["difference"] = result["measured"]["accuracy"] - predicted["accuracy"]
-        result["n_samples"] = len(y)
     else:
         probs_by_basis = {basis: _probabilities(counts[0][i], task.n_wires) for i, basis in enumerate(bases)}
         result = _vqe_summary(task, probs_by_basis, shots, seed)
         predicted = _predicted(config, sc, deployed, device, None)
         result["predicted"] = {"energy": predicted["energy"]}
-        result["difference"] = result["measured"]["energy"] - predicted["energy"]
     summary = {
         **plan,
         "backend": str(target.backend.name),
         "kind": task.kind,
         "metric": task.metric,
         **result,
+        "difference": result["measured"][task.metric] - result["predicted"][task.metric],
         "n_2q": predicted["n_2q"],
         "depth": predicted["depth"],
-        **measured_at,
+        "n_jobs": len(batches),
+        "job_ids": [r["job_id"] for _, r in sorted(jobs.done().items())],
         "jobs": str(jobs.path),
     }
     (folder / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -216,6 +208,18 @@ def _check_plan(folder: Path, plan: dict[str, Any]) -> None:
             )
         return
     path.write_text(json.dumps(plan, indent=2))
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """The PUBs of one job, and the test samples (start, stop) they hold, if any."""
+
+    pubs: list[tuple]
+    samples: list[int] | None = None
+
+    @property
+    def about(self) -> dict[str, Any]:
+        return {} if self.samples is None else {"samples": self.samples}
 
 
 class JobLog:
@@ -261,8 +265,7 @@ class JobLog:
 def _run_batches(
     device: Device,
     jobs: JobLog,
-    n_batches: int,
-    pubs: Callable[[int], list[tuple]],
+    batches: list[_Batch],
     shots: int,
     progress: bool,
     on_batch: Callable[[dict[str, Any]], None] | None,
@@ -278,9 +281,9 @@ def _run_batches(
 
     live = isinstance(device.backend, IBMBackend)
     latest = jobs.latest()
-    todo = [b for b in range(n_batches) if latest.get(b, {}).get("status") != "done"]
+    todo = [b for b in range(len(batches)) if latest.get(b, {}).get("status") != "done"]
     bar = tqdm(
-        total=n_batches, initial=n_batches - len(todo), desc="deploy", unit="job", disable=not progress
+        total=len(batches), initial=len(batches) - len(todo), desc="deploy", unit="job", disable=not progress
     )
     sampler = SamplerV2(mode=device.backend)
     in_flight: list[tuple[int, Any]] = []
@@ -289,12 +292,12 @@ def _run_batches(
             in_flight.append((b, device.backend.service.job(latest[b]["job_id"])))
     resumed = {b for b, _ in in_flight}
     queue = [b for b in todo if b not in resumed]
-    window = n_batches if live else 1
+    window = len(batches) if live else 1
     while queue or in_flight:
         while queue and len(in_flight) < window:
             b = queue.pop(0)
-            job = sampler.run(pubs(b), shots=shots)
-            jobs.append({"batch": b, "status": "submitted", "job_id": job.job_id()})
+            job = sampler.run(batches[b].pubs, shots=shots)
+            jobs.append({"batch": b, "status": "submitted", "job_id": job.job_id(), **batches[b].about})
             in_flight.append((b, job))
         b, job = in_flight.pop(0)
         try:
@@ -305,14 +308,20 @@ def _run_batches(
                 f"job {job.job_id()} (batch {b}) failed ({type(exc).__name__}); run the deploy again to resubmit it"
             ) from exc
         record = jobs.append(
-            {"batch": b, "status": "done", "job_id": job.job_id(), "counts": [_pub_counts(r) for r in result]}
+            {
+                "batch": b,
+                "status": "done",
+                "job_id": job.job_id(),
+                **batches[b].about,
+                "counts": [_pub_counts(r) for r in result],
+            }
         )
         bar.update(1)
         if on_batch is not None:
             on_batch(record)
     bar.close()
     done = jobs.done()
-    return [done[b]["counts"] for b in range(n_batches)]
+    return [done[b]["counts"] for b in range(len(batches))]
 
 
 def _pub_counts(pub_result) -> list[dict[str, int]]:
@@ -395,3 +404,23 @@ def _predicted(
     if test is not None:
         predict.search.valid_samples = len(test[0])
     return CandidateEvaluator(predict.model_dump(), sc.weights.detach().clone(), test).evaluate(genome)
+
+
+def summary_text(summary: dict[str, Any]) -> str:
+    """Return the deploy summary as a few lines for a terminal: measured beside predicted."""
+    metric = summary["metric"]
+    measured, predicted = summary["measured"][metric], summary["predicted"][metric]
+    lines = [
+        f"{summary['trial']} on {summary['backend']}: {summary['n_jobs']} job(s), {summary['shots']} shots"
+        + (f" per sample, {summary['n_samples']} test samples" if summary["n_samples"] else ""),
+        f"measured {metric}:  {measured:.4f} ± {summary['shot_noise_se']:.4f} (shot noise)",
+        f"predicted {metric}: {predicted:.4f} (noisy simulation); difference {summary['difference']:+.4f}",
+    ]
+    if "sampling_se" in summary:
+        lines.append(
+            f"sampling error of the test {metric} over {summary['n_samples']} samples: ± {summary['sampling_se']:.4f}"
+        )
+    if "exact_energy" in summary:
+        lines.append(f"exact ground energy: {summary['exact_energy']:.4f}")
+    lines.append(f"jobs: {summary['jobs']}")
+    return "\n".join(lines)
