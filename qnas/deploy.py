@@ -411,7 +411,7 @@ def summary_text(summary: dict[str, Any]) -> str:
     metric = summary["metric"]
     measured, predicted = summary["measured"][metric], summary["predicted"][metric]
     lines = [
-        f"{summary['trial']} on {summary['backend']}: {summary['n_jobs']} job(s), {summary['shots']} shots"
+        f"trial {summary['trial']} on {summary['backend']}: {summary['n_jobs']} job(s), {summary['shots']} shots"
         + (f" per sample, {summary['n_samples']} test samples" if summary["n_samples"] else ""),
         f"measured {metric}:  {measured:.4f} ± {summary['shot_noise_se']:.4f} (shot noise)",
         f"predicted {metric}: {predicted:.4f} (noisy simulation); difference {summary['difference']:+.4f}",
