@@ -7,7 +7,7 @@ gates; prints test accuracy and gate counts against the ratio (noiseless). Then 
 one gradient of the trained circuit on 8 samples with each engine and prints the
 circuit executions it needs.
 
-    python scripts/prune_table.py [--epochs 150] [--prune-epochs 10]
+    python scripts/prune_table.py [--epochs 150] [--prune-epochs 20] [--prune-lr 0.01]
 """
 
 from __future__ import annotations
@@ -52,12 +52,14 @@ def row(sub: Subcircuit, task: ClassificationTask, **extra) -> dict:
     }
 
 
-def prune_table(sub: Subcircuit, task: ClassificationTask, prune_epochs: int, seed: int) -> pd.DataFrame:
+def prune_table(
+    sub: Subcircuit, task: ClassificationTask, prune_epochs: int, lr: float, seed: int
+) -> pd.DataFrame:
     """Return one row per (granularity, target ratio): the pruned circuit's size and accuracy."""
     rows = [row(sub, task, granularity="-", ratio="trained")]
     for granularity in ("angle", "gate"):
         for ratio in RATIOS:
-            settings = PruneSettings(epochs=prune_epochs, granularity=granularity, seed=seed)
+            settings = PruneSettings(epochs=prune_epochs, lr=lr, granularity=granularity, seed=seed)
             result = iterative_prune(G.NoiselessExecutor(sub, task), task, ratio, settings)
             rows.append(row(result.subcircuit, task, granularity=granularity, ratio=ratio))
     return pd.DataFrame(rows)
@@ -106,7 +108,10 @@ def gradient_costs(sub: Subcircuit, task: ClassificationTask, repeats: int = 5) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=150)
-    parser.add_argument("--prune-epochs", type=int, default=10)
+    parser.add_argument("--prune-epochs", type=int, default=20)
+    parser.add_argument(
+        "--prune-lr", type=float, default=0.01, help="half the training lr (QuantumNAS: 2e-3 after 5e-3)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -118,9 +123,10 @@ def main() -> None:
         f"{time.perf_counter() - t0:.0f} s; test set {len(task.splits['test'][1])} samples"
     )
     t0 = time.perf_counter()
-    table = prune_table(sub, task, args.prune_epochs, args.seed)
+    table = prune_table(sub, task, args.prune_epochs, args.prune_lr, args.seed)
     print(
-        f"\nPruning ({args.prune_epochs} fine-tuning epochs each, lr 2e-3; {time.perf_counter() - t0:.0f} s):"
+        f"\nPruning ({args.prune_epochs} fine-tuning epochs each, lr {args.prune_lr:g}; "
+        f"{time.perf_counter() - t0:.0f} s):"
     )
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"\nOne gradient of the trained circuit on 8 samples ({sub.n_params} angles):")
