@@ -86,7 +86,9 @@ class SearchConfig(_Strict):
 
 class FinetuneConfig(_Strict):
     epochs: int = Field(100, ge=0)
-    finalists: int = Field(5, gt=0, description="front candidates fine-tuned before the best is chosen")
+    finalists: int = Field(
+        8, gt=0, description="candidates (the best of each depth) fine-tuned before choosing"
+    )
     lr: float = Field(5e-3, gt=0)
     batch_size: int = Field(32, gt=0)
     weight_decay: float = Field(1e-4, ge=0)

@@ -76,11 +76,16 @@ class Device:
 
     @functools.cached_property
     def noise_model(self) -> NoiseModel:
-        """The device's NoiseModel (qiskit-aer `from_backend`), built once per Device.
+        """The device's NoiseModel, built once per Device.
 
         `get_device` returns one Device per name per process, so this is one noise
-        model per calibration snapshot per process.
+        model per calibration snapshot per process. Calibrated fake and snapshot
+        backends build it from their properties, as their own simulator (and so the
+        runtime's local testing mode) does: that keeps each qubit's asymmetric readout
+        errors (P(1|0) != P(0|1)), which `NoiseModel.from_backend` averages into one.
         """
+        if isinstance(self.backend, FakeBackendV2):
+            return self.backend._get_noise_model_from_backend_v2()
         return NoiseModel.from_backend(self.backend)
 
     def __repr__(self) -> str:

@@ -97,7 +97,7 @@ class CandidateEvaluator:
         probs_by_basis = {}
         for basis in self.task.measurement_bases():
             measured = noise.transpile_candidate(
-                noise.basis_rotation(circuit, basis),
+                noise.basis_rotation(circuit, basis[::-1]),  # qiskit's labels put qubit 0 last
                 self.device,
                 genome.layout or None,
                 self.search.optimization_level,

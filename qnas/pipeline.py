@@ -189,7 +189,7 @@ def run_search(
     bar.close()
     df, front = _write(run, study, search.objectives, history)
     plot_front(df, front, search.objectives, run.path / "pareto.png", run.path / "pareto.html")
-    best = finish_best(config, run, task, sc, front, progress)
+    best = finish_best(config, run, task, sc, df, progress)
     return SearchOutcome(df, front, history, best)
 
 
@@ -215,22 +215,27 @@ def _initial_genomes(
 
 
 def finish_best(
-    config: Config, run: RunDir, task: Task, sc: SuperCircuit, front: pd.DataFrame, progress: bool = True
+    config: Config, run: RunDir, task: Task, sc: SuperCircuit, candidates: pd.DataFrame, progress: bool = True
 ) -> dict[str, Any]:
-    """Fine-tune finalists from the front, keep the best on the validation set, test it and export it.
+    """Fine-tune finalists of every depth, keep the best on the validation set, test it and export it.
 
     Inherited weights rank candidates of one depth well but under-rate deep ones, which
-    gain most from training of their own; so up to `finetune.finalists` candidates spread
-    along the front (all depths) are fine-tuned and scored again on the validation
-    samples (noisy when the search is noise-aware) before one is chosen.
+    gain most from training of their own (and noise then widens the gap), so the
+    best-scored candidate of each block count is fine-tuned and scored again on the
+    validation samples (noisy when the search is noise-aware) before one is chosen.
     """
-    if front.empty:
+    ok = candidates[~candidates["failed"]] if not candidates.empty else candidates
+    if ok.empty:
         raise RuntimeError("every candidate failed; see the error column of candidates.csv")
-    n_finalists = min(config.finetune.finalists, len(front))
-    picks = sorted(set(np.linspace(0, len(front) - 1, n_finalists).round().astype(int).tolist()))
+    first = config.search.objectives[0]
+    ranked = ok.assign(blocks=ok["arch"].map(lambda a: json.loads(a)[-1]))
+    ranked = ranked.sort_values(first, ascending=OBJECTIVES[first] == "minimize", kind="stable")
+    per_depth = ranked.drop_duplicates("blocks").sort_values("blocks")
+    keep = (
+        np.linspace(0, len(per_depth) - 1, min(config.finetune.finalists, len(per_depth))).round().astype(int)
+    )
     finalists = []
-    for i in picks:
-        row = front.iloc[i]
+    for _, row in per_depth.iloc[sorted(set(keep.tolist()))].iterrows():
         genome = Genome(tuple(json.loads(row["layout"])), tuple(json.loads(row["arch"])))
         tuned = _finetuned(config, run, task, sc, genome, int(row["trial"]), progress)
         valid = score_genome(config, task, tuned, genome, "valid", config.search.noise_aware)
