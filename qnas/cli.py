@@ -36,7 +36,9 @@ def _parser() -> argparse.ArgumentParser:
 
     devices = sub.add_parser("devices", help="list devices with their qubits, basis gates and median errors")
     devices.add_argument("names", nargs="*", help="only these devices")
-    snapshot = sub.add_parser("snapshot", help="save a device's calibration to a file, usable later as a device")
+    snapshot = sub.add_parser(
+        "snapshot", help="save a device's calibration to a file, usable later as a device"
+    )
     snapshot.add_argument("device")
     snapshot.add_argument("path", type=Path)
     sub.add_parser("spaces", help="list the design spaces")

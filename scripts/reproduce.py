@@ -33,11 +33,20 @@ from qnas.results import RunDir
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = {
-    "main": ("configs/reproduce/digits4_u3cu3.yaml", ["fake_quito", "fake_cambridge", "fake_johannesburg", "fake_rochester", "fake_cusco"]),
+    "main": (
+        "configs/reproduce/digits4_u3cu3.yaml",
+        ["fake_quito", "fake_cambridge", "fake_johannesburg", "fake_rochester", "fake_cusco"],
+    ),
     "zzry": ("configs/reproduce/digits2_zzry.yaml", ["fake_quito", "fake_rochester"]),
     "vqe": ("configs/reproduce/h2_u3cu3.yaml", ["fake_quito", "fake_rochester"]),
 }
-ONE_CANDIDATE = ["search.population=1", "search.parents=1", "search.mutants=0", "search.crossovers=0", "search.iterations=1"]
+ONE_CANDIDATE = [
+    "search.population=1",
+    "search.parents=1",
+    "search.mutants=0",
+    "search.crossovers=0",
+    "search.iterations=1",
+]
 
 
 def methods(n_blocks_of: dict[int, list[int]], n_wires: int) -> dict[str, list[str]]:
@@ -46,21 +55,31 @@ def methods(n_blocks_of: dict[int, list[int]], n_wires: int) -> dict[str, list[s
     out = {}
     for blocks, arch in n_blocks_of.items():
         for name, layout in (("default", '"default"'), ("trivial", json.dumps(trivial))):
-            out[f"human{blocks}_{name}"] = [f"search.arch={json.dumps(arch)}", f"search.layout={layout}", *ONE_CANDIDATE]
+            out[f"human{blocks}_{name}"] = [
+                f"search.arch={json.dumps(arch)}",
+                f"search.layout={layout}",
+                *ONE_CANDIDATE,
+            ]
     out["random"] = ["search.strategy=random"]
     out["noise_unaware"] = ["search.noise_aware=false", 'search.layout="default"']
     out["noise_aware"] = []
     return out
 
 
-def run_cell(base: Path, out: Path, device: str, method: str, overrides: list[str], seed: int, workers: int) -> dict:
+def run_cell(
+    base: Path, out: Path, device: str, method: str, overrides: list[str], seed: int, workers: int
+) -> dict:
     """Run (or find) one cell; return its row."""
     cell = RunDir(out / "cells" / f"{device}-{method}-s{seed}")
     done = cell.best_json
     config = load_config(base, [f"device={device}", f"seed={seed}", *overrides])
     if not done.exists():
         # Share the trained weights: one SuperCircuit per seed, one per baseline architecture.
-        shared = RunDir(out / "supercircuits" / (f"s{seed}" + (f"-arch{config.search.arch}" if config.search.arch else "")))
+        shared = RunDir(
+            out
+            / "supercircuits"
+            / (f"s{seed}" + (f"-arch{config.search.arch}" if config.search.arch else ""))
+        )
         if not shared.checkpoint.exists() or not (shared.path / "trained").exists():
             run_train(config, shared, progress=False)
             (shared.path / "trained").touch()
@@ -70,8 +89,13 @@ def run_cell(base: Path, out: Path, device: str, method: str, overrides: list[st
         run_search(config, cell, workers=workers, progress=False)
     best = json.loads(done.read_text())
     test = best["test"]
-    row = {"device": device, "method": method, "seed": seed, "n_2q": test["noisy"].get("n_2q"),
-           "blocks": best["arch"][-1]}
+    row = {
+        "device": device,
+        "method": method,
+        "seed": seed,
+        "n_2q": test["noisy"].get("n_2q"),
+        "blocks": best["arch"][-1],
+    }
     for kind in ("noiseless", "noisy"):
         for metric in ("accuracy", "loss", "energy"):
             if metric in test[kind]:
@@ -119,7 +143,9 @@ def main() -> None:
     from qnas.pipeline import check_config
 
     _, sc = check_config(probe)
-    all_methods = methods({b: list(sc.space.fixed_blocks(b, sc.n_wires, sc.max_blocks)) for b in (2, 4)}, sc.n_wires)
+    all_methods = methods(
+        {b: list(sc.space.fixed_blocks(b, sc.n_wires, sc.max_blocks)) for b in (2, 4)}, sc.n_wires
+    )
     chosen = args.methods or list(all_methods)
     unknown = [m for m in chosen if m not in all_methods]
     if unknown:
@@ -133,8 +159,10 @@ def main() -> None:
                 rows.append(row)
     table = summarize(rows)
     command = "python scripts/reproduce.py " + " ".join(sys.argv[1:])
-    text = (f"{args.table} table, {datetime.date.today()}, `{command}`; mean ± half the min-max spread over seeds; "
-            f"accuracy in %, test set after fine-tuning\n\n{markdown(table)}\n")
+    text = (
+        f"{args.table} table, {datetime.date.today()}, `{command}`; mean ± half the min-max spread over seeds; "
+        f"accuracy in %, test set after fine-tuning\n\n{markdown(table)}\n"
+    )
     (out / f"{args.table}.md").write_text(text)
     print(text)
 
