@@ -59,6 +59,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--device", help="device to transpile for (default: the run's)")
     export.add_argument("--out", type=Path, help="file to write (default: print)")
+    deploy = sub.add_parser(
+        "deploy", help="run a candidate on a device through IBM Runtime (fake_* locally); resumable"
+    )
+    deploy.add_argument("run", type=Path)
+    deploy.add_argument(
+        "--trial", default="best", help="trial number from candidates.csv, or 'best' (fine-tuned)"
+    )
+    deploy.add_argument(
+        "--device", required=True, help="fake_* (local testing mode), a snapshot file, or ibm_*"
+    )
+    deploy.add_argument("--shots", type=int, default=4000, help="shots per circuit (default 4000)")
+    deploy.add_argument("--batch-size", type=int, default=64, help="test samples per job (default 64)")
+    deploy.add_argument("--limit", type=int, help="only the first N test samples")
+    deploy.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -67,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
         return _COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"qnas: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -167,40 +181,21 @@ def _pareto(args) -> int:
 
 
 def _export(args) -> int:
-    import pandas as pd
-    import torch
-
     from qnas.devices import get_device
     from qnas.export import export_circuit
-    from qnas.pipeline import load_supercircuit
+    from qnas.pipeline import load_candidate
     from qnas.results import RunDir
 
-    run = RunDir(args.run)
-    config = run.load_config()
-    task, sc = load_supercircuit(config, run)
-    if args.trial == "best":
-        if not (run.path / "best.pt").exists():
-            raise FileNotFoundError(f"{run.path} has no best.pt yet; finish qnas search first")
-        best = torch.load(run.path / "best.pt", weights_only=False)
-        with torch.no_grad():
-            sc.weights.copy_(best["weights"])
-        arch, layout = best["genes"], best["layout"]
-    else:
-        df = pd.read_parquet(run.candidates_parquet)
-        row = df[df["trial"] == int(args.trial)]
-        if row.empty:
-            raise ValueError(
-                f"trial {args.trial} not in {run.candidates_parquet}; trials: {df['trial'].min()}..{df['trial'].max()}"
-            )
-        arch, layout = json.loads(row.iloc[0]["arch"]), json.loads(row.iloc[0]["layout"])
+    config, task, sc, genome = load_candidate(RunDir(args.run), args.trial)
     device = get_device(args.device or config.device) if args.transpiled else None
+    layout = (genome.layout or None) if device is not None and device.name == config.device else None
     text = export_circuit(
-        sc.subcircuit(arch),
+        sc.subcircuit(genome.arch),
         task,
         args.format,
         args.out,
         device,
-        layout if device else None,
+        layout,
         config.search.optimization_level,
         config.seed,
     )
@@ -208,7 +203,18 @@ def _export(args) -> int:
     return 0
 
 
+def _deploy(args) -> int:
+    from qnas.deploy import deploy, summary_text
+
+    summary = deploy(
+        args.run, args.trial, args.device, args.shots, args.batch_size, not args.quiet, args.limit
+    )
+    print(summary_text(summary))
+    return 0
+
+
 _COMMANDS = {
+    "deploy": _deploy,
     "train": _train,
     "search": _search,
     "devices": _devices,

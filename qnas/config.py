@@ -86,6 +86,8 @@ class SearchConfig(_Strict):
 
 class FinetuneConfig(_Strict):
     epochs: int = Field(100, ge=0)
+    engine: Literal["backprop", "parameter_shift", "spsa", "finite_difference"] = "backprop"
+    noise_aware: bool = Field(False, description="train through the device's noisy simulation")
     finalists: int = Field(
         8, gt=0, description="candidates (the best of each depth) fine-tuned before choosing"
     )

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from qiskit import ClassicalRegister, QuantumCircuit, qasm3, transpile
 from tqdm.auto import tqdm
@@ -32,48 +31,16 @@ from qnas import noise
 from qnas.config import Config
 from qnas.devices import Device, get_device
 from qnas.evaluate import CandidateEvaluator
-from qnas.pipeline import load_supercircuit
+from qnas.pipeline import load_candidate
 from qnas.results import RunDir
 from qnas.search.genome import Genome
 from qnas.supercircuit import SuperCircuit
-from qnas.tasks import ClassificationTask, Task
+from qnas.tasks import ClassificationTask
 
 # The classical register every deployed circuit is measured into: bit i holds logical qubit i.
 _CREG = "meas"
 # Multinomial resamples of the measured counts behind the shot-noise standard errors.
 _BOOTSTRAP = 400
-
-
-def load_candidate(run: RunDir, trial: int | str) -> tuple[Config, Task, SuperCircuit, Genome]:
-    """Return (config, task, SuperCircuit holding the candidate's weights, genome) of a run's trial.
-
-    Trial "best" is the fine-tuned best candidate (best.pt); a trial number is a row of
-    the candidates table, with the weights it inherits from the trained SuperCircuit.
-    """
-    config = run.load_config()
-    task, sc = load_supercircuit(config, run)
-    if str(trial) == "best":
-        best_pt = run.path / "best.pt"
-        if not best_pt.exists():
-            raise FileNotFoundError(f"{run.path} has no best.pt yet; finish qnas search first")
-        best = torch.load(best_pt, weights_only=False)
-        with torch.no_grad():
-            sc.weights.copy_(best["weights"])
-        return config, task, sc, Genome(tuple(best["layout"]), tuple(best["genes"]))
-    if not run.candidates_parquet.exists():
-        raise FileNotFoundError(f"{run.path} has no candidates table yet; run qnas search first")
-    df = pd.read_parquet(run.candidates_parquet)
-    row = df[df["trial"] == int(trial)]
-    if row.empty:
-        raise ValueError(
-            f"trial {trial} not in {run.candidates_parquet}; trials: {df['trial'].min()}..{df['trial'].max()}, or 'best'"
-        )
-    return (
-        config,
-        task,
-        sc,
-        Genome(tuple(json.loads(row.iloc[0]["layout"])), tuple(json.loads(row.iloc[0]["arch"]))),
-    )
 
 
 def device_circuit(

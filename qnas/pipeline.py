@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,7 +30,7 @@ from qnas.search.study import CandidateStudy, open_storage
 from qnas.space import load_space
 from qnas.supercircuit import SuperCircuit
 from qnas.tasks import ClassificationTask, Task, get_task
-from qnas.train import TrainSettings, finetune, train, train_supercircuit
+from qnas.train import TrainSettings, finetune, finetune_with_engine, train, train_supercircuit
 
 _TASK_ONLY = {"accuracy": "classification", "energy": "vqe"}
 
@@ -294,7 +293,11 @@ def _finetuned(
     settings = TrainSettings(
         ft.epochs, ft.batch_size, ft.lr, ft.weight_decay, ft.warmup_epochs, seed=config.seed
     )
-    tuned, _ = finetune(sc, genome.arch, task, settings, run.path / f"finetune-{trial}.pt", progress)
+    if ft.engine == "backprop" and not ft.noise_aware:
+        tuned, _ = finetune(sc, genome.arch, task, settings, run.path / f"finetune-{trial}.pt", progress)
+        return tuned
+    device = get_device(config.device) if ft.noise_aware else None
+    tuned, _ = finetune_with_engine(sc, genome.arch, task, settings, ft.engine, device, genome.layout or None)
     return tuned
 
 
@@ -332,6 +335,33 @@ def load_supercircuit(config: Config, run: RunDir) -> tuple[Task, SuperCircuit]:
     return task, sc
 
 
-def best_genome(path: Path) -> Genome:
-    data = json.loads(path.read_text())
-    return Genome(tuple(data["layout"]), tuple(data["arch"]))
+def load_candidate(run: RunDir, trial: int | str) -> tuple[Config, Task, SuperCircuit, Genome]:
+    """Return (config, task, SuperCircuit holding the candidate's weights, genome) of a run's trial.
+
+    Trial "best" is the fine-tuned best candidate (best.pt); a trial number is a row of
+    the candidates table, with the weights it inherits from the trained SuperCircuit.
+    """
+    config = run.load_config()
+    task, sc = load_supercircuit(config, run)
+    if str(trial) == "best":
+        best_pt = run.path / "best.pt"
+        if not best_pt.exists():
+            raise FileNotFoundError(f"{run.path} has no best.pt yet; finish qnas search first")
+        best = torch.load(best_pt, weights_only=False)
+        with torch.no_grad():
+            sc.weights.copy_(best["weights"])
+        return config, task, sc, Genome(tuple(best["layout"]), tuple(best["genes"]))
+    if not run.candidates_parquet.exists():
+        raise FileNotFoundError(f"{run.path} has no candidates table yet; run qnas search first")
+    df = pd.read_parquet(run.candidates_parquet)
+    row = df[df["trial"] == int(trial)]
+    if row.empty:
+        raise ValueError(
+            f"trial {trial} not in {run.candidates_parquet}; trials: {df['trial'].min()}..{df['trial'].max()}, or 'best'"
+        )
+    return (
+        config,
+        task,
+        sc,
+        Genome(tuple(json.loads(row.iloc[0]["layout"])), tuple(json.loads(row.iloc[0]["arch"]))),
+    )

@@ -159,3 +159,32 @@ def finetune(
     genes = tuned.validate(genes)
     history = train(tuned, task, settings, lambda: genes, checkpoint, None, progress, "finetune")
     return tuned, history
+
+
+def finetune_with_engine(
+    supercircuit: SuperCircuit,
+    genes: tuple[int, ...],
+    task: Task,
+    settings: TrainSettings,
+    engine: str = "backprop",
+    device=None,
+    layout=None,
+) -> tuple[SuperCircuit, list[dict]]:
+    """Return a copy of the SuperCircuit whose subcircuit `genes` was fine-tuned with a gradient engine.
+
+    With `device`, fine-tuning is noise-aware: the losses (and so the gradients) come from
+    the device's noisy simulation. The history counts the circuit executions spent.
+    """
+    from qnas.gradients import FinetuneSettings, NoiselessExecutor, NoisyExecutor, finetune_with
+
+    tuned = copy.deepcopy(supercircuit)
+    sub = tuned.subcircuit(tuned.validate(genes))
+    executor = NoiselessExecutor(sub, task) if device is None else NoisyExecutor(sub, task, device, layout)
+    steps = settings.epochs * task.n_batches(settings.batch_size)
+    result, history = finetune_with(
+        engine, executor, task, FinetuneSettings(steps, settings.batch_size, settings.lr, settings.seed)
+    )
+    idx = sub.parameter_indices()
+    with torch.no_grad():
+        tuned.weights[idx] = result.weights[idx].to(tuned.weights.dtype)
+    return tuned, history
