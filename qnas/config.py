@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 # objective name -> direction; the search minimises or maximises it.
 OBJECTIVES: dict[str, str] = {
-    "loss": "minimize",  # task loss (noisy when the search is noise-aware)
+    "loss": "minimize",  # task loss (noisy when the search is noise-aware); VQE: the energy
+    "calibrated_loss": "minimize",  # classification: loss after the best-fitting temperature
     "accuracy": "maximize",  # classification only
     "energy": "minimize",  # VQE only
     "n_2q": "minimize",  # transpiled two-qubit gates

@@ -32,7 +32,7 @@ from qnas.supercircuit import SuperCircuit
 from qnas.tasks import ClassificationTask, Task, get_task
 from qnas.train import TrainSettings, finetune, finetune_with_engine, train, train_supercircuit
 
-_TASK_ONLY = {"accuracy": "classification", "energy": "vqe"}
+_TASK_ONLY = {"accuracy": "classification", "calibrated_loss": "classification", "energy": "vqe"}
 
 
 def check_config(config: Config) -> tuple[Task, SuperCircuit]:
@@ -247,7 +247,8 @@ def finish_best(
                 "search_scores": {o: float(row[o]) for o in config.search.objectives},
             }
         )
-    best = min(finalists, key=lambda f: f["valid"]["loss"])
+    sign = 1 if OBJECTIVES[first] == "minimize" else -1
+    best = min(finalists, key=lambda f: sign * f["valid"][first])
     genome, tuned = best["genome"], best["tuned"]
     sub = tuned.subcircuit(genome.arch)
     run.exports.mkdir(exist_ok=True)
@@ -306,7 +307,7 @@ def _test_split(task: Task) -> str:
 
 
 def _summary(scores: dict[str, Any]) -> dict[str, Any]:
-    keys = ("loss", "accuracy", "energy", "n_2q", "depth", "success_probability")
+    keys = ("loss", "calibrated_loss", "accuracy", "energy", "n_2q", "depth", "success_probability")
     return {k: scores[k] for k in keys if k in scores}
 
 

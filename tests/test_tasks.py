@@ -126,3 +126,20 @@ def test_finetune_leaves_the_supercircuit_alone_and_lowers_the_loss():
     )
     assert torch.equal(sc.weights.detach(), before)
     assert task.evaluate(tuned.subcircuit(genes))["loss"] < task.evaluate(sc.subcircuit(genes))["loss"]
+
+
+def test_calibrated_loss_ignores_uniform_shrinking():
+    from qnas.tasks.classification import calibrated_loss
+
+    task = get_task("digits4", seed=0)
+    rng = np.random.default_rng(0)
+    y = torch.as_tensor(rng.integers(0, 4, 200))
+    # <Z> of a fair classifier: the true class's qubit highest on most samples
+    z = torch.as_tensor(rng.uniform(-0.6, 0.2, (200, 4)))
+    z[torch.arange(200), y] += torch.as_tensor(rng.uniform(-0.2, 0.9, 200))
+    clean = task.metrics_from_z(z, y)
+    shrunk = task.metrics_from_z(0.2 * z, y)
+    assert 0.5 < clean["accuracy"] < 1 and shrunk["accuracy"] == clean["accuracy"]
+    assert shrunk["loss"] > clean["loss"] + 0.05  # the plain loss punishes the shrinking
+    assert shrunk["calibrated_loss"] == pytest.approx(clean["calibrated_loss"], abs=1e-4)
+    assert calibrated_loss(z, y) < clean["loss"]
