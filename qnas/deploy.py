@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from qiskit import ClassicalRegister, QuantumCircuit, qasm3, transpile
+from qiskit import ClassicalRegister, QuantumCircuit, qasm3
 from tqdm.auto import tqdm
 
 from qnas import noise
@@ -52,13 +52,7 @@ def device_circuit(
     measurements), so the device runs the very circuit the prediction simulated; the
     measurements go on after routing, on the physical qubits the logical ones end on.
     """
-    transpiled = transpile(
-        circuit,
-        backend=device.backend,
-        initial_layout=list(layout) if layout else None,
-        optimization_level=optimization_level,
-        seed_transpiler=seed,
-    )
+    transpiled = noise.transpile_on_device(circuit, device, layout, optimization_level, seed)
     final = transpiled.layout.final_index_layout(filter_ancillas=True)
     register = ClassicalRegister(circuit.num_qubits, _CREG)
     transpiled.add_register(register)

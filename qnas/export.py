@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from qiskit import QuantumCircuit, qasm2, qasm3, transpile
+from qiskit import QuantumCircuit, qasm2, qasm3
 
 from qnas.devices import Device
+from qnas.noise import transpile_on_device
 from qnas.supercircuit import Subcircuit
 from qnas.tasks import Task
 
@@ -38,13 +39,7 @@ def export_circuit(
         bound=True, encoder=task.encoder if with_inputs else (), n_inputs=task.n_inputs if with_inputs else 0
     )
     if device is not None:
-        circuit = transpile(
-            circuit,
-            backend=device.backend,
-            initial_layout=list(layout) if layout is not None else None,
-            optimization_level=optimization_level,
-            seed_transpiler=seed,
-        )
+        circuit = transpile_on_device(circuit, device, layout, optimization_level, seed)
     text = _dumps(circuit, fmt)
     if path is None:
         return text

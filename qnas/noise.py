@@ -82,6 +82,28 @@ def validate_layout(layout: Sequence[int], n_logical: int, device: Device) -> tu
     return layout
 
 
+def transpile_on_device(
+    circuit: QuantumCircuit,
+    device: Device,
+    layout: Sequence[int] | None,
+    optimization_level: int = 2,
+    seed: int = 0,
+) -> QuantumCircuit:
+    """Return `circuit` transpiled for the whole device, logical qubit i starting on layout[i].
+
+    The one transpilation of qnas: scoring, export and deployment all use it, so the
+    device runs the very circuit that was scored. An empty or None layout lets qiskit
+    choose (its default layout is noise-aware).
+    """
+    return transpile(
+        circuit,
+        backend=device.backend,
+        initial_layout=list(layout) if layout else None,
+        optimization_level=optimization_level,
+        seed_transpiler=seed,
+    )
+
+
 def transpile_candidate(
     circuit: QuantumCircuit,
     device: Device,
@@ -102,13 +124,7 @@ def transpile_candidate(
         layout = validate_layout(layout, n_logical, device)
     if any(inst.operation.name == "measure" for inst in circuit.data):
         circuit = circuit.remove_final_measurements(inplace=False)
-    transpiled = transpile(
-        circuit,
-        backend=device.backend,
-        initial_layout=list(layout) if layout is not None else None,
-        optimization_level=optimization_level,
-        seed_transpiler=seed,
-    )
+    transpiled = transpile_on_device(circuit, device, layout, optimization_level, seed)
     initial = tuple(transpiled.layout.initial_index_layout(filter_ancillas=True))
     final = tuple(transpiled.layout.final_index_layout(filter_ancillas=True))
     active = sorted(

@@ -22,41 +22,20 @@ from qiskit_aer import AerSimulator
 from qnas.devices import get_device
 from qnas.metrics import expressibility
 from qnas.noise import noisy_probabilities, transpile_candidate
-from qnas.qiskit_bridge import to_qiskit
-from qnas.sim import Layer
+from qnas.space import load_space
+from qnas.supercircuit import SuperCircuit
+from qnas.tasks.classification import encoder_4x4_ryzxy
 
-RING = ((0, 1), (1, 2), (2, 3), (3, 0))
 
-
-def u3cu3_layers(n_blocks: int) -> tuple[list[Layer], int]:
-    """Return (layers, n_weights) of `n_blocks` u3cu3 blocks on 4 wires: U3 on each wire, CU3 on the ring."""
-    layers, n = [], 0
-    for _ in range(n_blocks):
-        layers.append(
-            Layer(
-                "u3",
-                tuple((w,) for w in range(4)),
-                "weight",
-                tuple(tuple(range(n + 3 * w, n + 3 * w + 3)) for w in range(4)),
-            )
-        )
-        n += 12
-        layers.append(
-            Layer("cu3", RING, "weight", tuple(tuple(range(n + 3 * i, n + 3 * i + 3)) for i in range(4)))
-        )
-        n += 12
-    return layers, n
+def digits4_supercircuit(n_blocks: int = 2, seed: int = 0) -> SuperCircuit:
+    """A u3cu3 SuperCircuit on 4 wires with `n_blocks` blocks and random weights."""
+    return SuperCircuit(load_space("u3cu3"), 4, max_blocks=n_blocks, seed=seed)
 
 
 def digits4_candidate(seed: int = 0) -> QuantumCircuit:
     """The 4x4_ryzxy encoder (16 input parameters) then 2 u3cu3 blocks with random bound weights."""
-    encoder = [
-        Layer(gate, tuple((w,) for w in range(4)), "input", tuple((4 * k + w,) for w in range(4)))
-        for k, gate in enumerate(["ry", "rz", "rx", "ry"])
-    ]
-    blocks, n_weights = u3cu3_layers(2)
-    weights = np.random.default_rng(seed).uniform(0, 2 * np.pi, n_weights)
-    return to_qiskit(encoder + blocks, 4, weights=weights, n_inputs=16)
+    sc = digits4_supercircuit(2, seed)
+    return sc.subcircuit(sc.largest()).to_qiskit(bound=True, encoder=encoder_4x4_ryzxy(), n_inputs=16)
 
 
 def score_qnas(
@@ -131,8 +110,8 @@ def main() -> None:
         f"{warm['fake_brisbane'] / warm['fake_quito']:.2f}x fake_quito (goal within 2x)"
     )
 
-    blocks, _ = u3cu3_layers(2)
-    free = to_qiskit(blocks, 4)
+    sc = digits4_supercircuit(2)
+    free = sc.subcircuit(sc.largest()).to_qiskit(bound=False)
     expressibility(free, n_samples=100)  # warm-up: first-call overhead of torch
     start = time.perf_counter()
     value = expressibility(free, n_samples=5000)

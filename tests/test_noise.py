@@ -16,34 +16,15 @@ from qnas.noise import (
     transpile_candidate,
     z_expectations,
 )
-from qnas.qiskit_bridge import to_qiskit
-from qnas.sim import Layer
+from qnas.space import load_space
+from qnas.supercircuit import SuperCircuit
+from qnas.tasks.classification import encoder_4x4_ryzxy
 
 
 def digits4_circuit(n_blocks: int = 1, seed: int = 0) -> QuantumCircuit:
     """4x4_ryzxy encoder (16 input parameters) and u3cu3 blocks with bound random weights."""
-    layers = [
-        Layer(gate, tuple((w,) for w in range(4)), "input", tuple((4 * k + w,) for w in range(4)))
-        for k, gate in enumerate(["ry", "rz", "rx", "ry"])
-    ]
-    ring = ((0, 1), (1, 2), (2, 3), (3, 0))
-    n = 0
-    for _ in range(n_blocks):
-        layers.append(
-            Layer(
-                "u3",
-                tuple((w,) for w in range(4)),
-                "weight",
-                tuple(tuple(range(n + 3 * w, n + 3 * w + 3)) for w in range(4)),
-            )
-        )
-        n += 12
-        layers.append(
-            Layer("cu3", ring, "weight", tuple(tuple(range(n + 3 * i, n + 3 * i + 3)) for i in range(4)))
-        )
-        n += 12
-    weights = np.random.default_rng(seed).uniform(0, 2 * np.pi, n)
-    return to_qiskit(layers, 4, weights=weights, n_inputs=16)
+    sc = SuperCircuit(load_space("u3cu3"), 4, max_blocks=n_blocks, seed=seed)
+    return sc.subcircuit(sc.largest()).to_qiskit(bound=True, encoder=encoder_4x4_ryzxy(), n_inputs=16)
 
 
 def full_device_circuit(candidate, device) -> QuantumCircuit:
