@@ -59,6 +59,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--device", help="device to transpile for (default: the run's)")
     export.add_argument("--out", type=Path, help="file to write (default: print)")
+    prune = sub.add_parser("prune", help="iteratively prune a candidate's gates (QuantumNAS) and export it")
+    prune.add_argument("run", type=Path)
+    prune.add_argument(
+        "--trial", default="best", help="trial number from candidates.csv, or 'best' (fine-tuned)"
+    )
+    prune.add_argument("--ratio", type=float, required=True, help="fraction of angles to prune, in (0, 1)")
+    prune.add_argument("--granularity", choices=("angle", "gate"), default="angle")
+    prune.add_argument("--epochs", type=int, default=20, help="fine-tuning epochs while the ratio ramps up")
+    prune.add_argument("--lr", type=float, default=0.01)
+    prune.add_argument("--format", choices=("qasm2", "qasm3"), default="qasm3")
+    prune.add_argument(
+        "--out", type=Path, help="file for the pruned circuit (default: RUN/exports/pruned-TRIAL.FMT)"
+    )
     deploy = sub.add_parser(
         "deploy", help="run a candidate on a device through IBM Runtime (fake_* locally); resumable"
     )
@@ -203,6 +216,33 @@ def _export(args) -> int:
     return 0
 
 
+def _prune(args) -> int:
+    from qnas.export import export_circuit
+    from qnas.gradients import NoiselessExecutor
+    from qnas.pipeline import load_candidate
+    from qnas.prune import PruneSettings, iterative_prune
+    from qnas.results import RunDir
+
+    if not 0 < args.ratio < 1:
+        raise ValueError(f"--ratio must be in (0, 1), got {args.ratio}")
+    run = RunDir(args.run)
+    config, task, sc, genome = load_candidate(run, args.trial)
+    sub = sc.subcircuit(genome.arch)
+    settings = PruneSettings(args.epochs, lr=args.lr, granularity=args.granularity, seed=config.seed)
+    result = iterative_prune(NoiselessExecutor(sub, task), task, args.ratio, settings)
+    split = "test" if "test" in getattr(task, "splits", {}) else "valid"
+    before, after = task.evaluate(sub, split), task.evaluate(result.subcircuit, split)
+    run.exports.mkdir(exist_ok=True)
+    out = args.out or run.exports / f"pruned-{args.trial}.{args.format}"
+    export_circuit(result.subcircuit, task, args.format, out)
+    print(
+        f"pruned {int(result.pruned.sum())} of {len(result.pruned)} angles; gates {sub.n_gates()} -> "
+        f"{result.subcircuit.n_gates()}"
+    )
+    print(f"{split}: before {before}\n{split}: after  {after}\nwrote {out}")
+    return 0
+
+
 def _deploy(args) -> int:
     from qnas.deploy import deploy, summary_text
 
@@ -214,6 +254,7 @@ def _deploy(args) -> int:
 
 
 _COMMANDS = {
+    "prune": _prune,
     "deploy": _deploy,
     "train": _train,
     "search": _search,

@@ -65,3 +65,40 @@ def test_export_reimports_to_the_same_state(tmp_path, capsys):
 def test_missing_run_dir_is_one_line(argv, capsys):
     assert main(argv) == 2
     assert capsys.readouterr().err.startswith("qnas: error: /nonexistent/run is not a qnas run directory")
+
+
+def test_prune_exports_a_smaller_circuit(tmp_path, capsys):
+    out = tmp_path / "run"
+    overrides = [
+        "--set",
+        "space.max_blocks=1",
+        "--set",
+        "search.arch=[4, 4, 1]",
+        "--set",
+        "search.layout=default",
+    ]
+    budget = ["--set", "search.population=1", "--set", "search.parents=1", "--set", "search.mutants=0"]
+    budget += ["--set", "search.crossovers=0", "--set", "search.iterations=1"]
+    assert (
+        main(
+            [
+                "search",
+                "--config",
+                "tests/tiny_search.yaml",
+                "--out",
+                str(out),
+                "--workers",
+                "0",
+                "--quiet",
+                *overrides,
+                *budget,
+            ]
+        )
+        == 0
+    )
+    assert main(["prune", str(out), "--ratio", "0.5", "--granularity", "gate", "--epochs", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "pruned" in printed
+    pruned = qasm3.loads((out / "exports" / "pruned-best.qasm3").read_text())
+    full = qasm3.loads((out / "exports" / "best.qasm3").read_text())
+    assert pruned.size() < full.size()
