@@ -97,7 +97,7 @@ def run_cell(
         "blocks": best["arch"][-1],
     }
     for kind in ("noiseless", "noisy"):
-        for metric in ("accuracy", "loss", "energy"):
+        for metric in ("accuracy", "loss", "calibrated_loss", "energy"):
             if metric in test[kind]:
                 row[f"{kind}_{metric}"] = test[kind][metric]
     if "exact_energy" in test["noiseless"]:
