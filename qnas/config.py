@@ -67,6 +67,11 @@ class SearchConfig(_Strict):
     optimization_level: int = Field(2, ge=0, le=3)
     shots: int | None = Field(None, gt=0)
     expressibility_samples: int = Field(1000, gt=0)
+    max_active_qubits: int = Field(
+        8,
+        gt=0,
+        description="candidates whose routed circuit touches more physical qubits fail (exact cost is 4^n)",
+    )
 
     @model_validator(mode="after")
     def _budget(self) -> SearchConfig:

@@ -59,6 +59,11 @@ class CandidateEvaluator:
         candidate = noise.transpile_candidate(
             circuit, self.device, genome.layout or None, self.search.optimization_level, seed=self.config.seed
         )
+        if len(candidate.active_qubits) > self.search.max_active_qubits:
+            raise ValueError(
+                f"layout {list(genome.layout)} spreads the routed circuit over {len(candidate.active_qubits)} "
+                f"physical qubits; search.max_active_qubits is {self.search.max_active_qubits}"
+            )
         out.update(
             n_2q=candidate.n_2q,
             depth=candidate.depth,

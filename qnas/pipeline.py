@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from qnas import noise
 from qnas.config import OBJECTIVES, Config
-from qnas.devices import get_device
+from qnas.devices import Device, get_device
 from qnas.evaluate import CandidateEvaluator, build_supercircuit, evaluator_payload
 from qnas.export import export_circuit
 from qnas.parallel import EvaluatorPool
@@ -50,7 +50,7 @@ def check_config(config: Config) -> tuple[Task, SuperCircuit]:
     sc = SuperCircuit(space, task.n_wires, config.space.max_blocks, seed=config.seed)
     if isinstance(search.layout, list):
         noise.validate_layout(search.layout, task.n_wires, device)
-    genome_space(config, sc, device.n_qubits)
+    genome_space(config, sc, device)
     if isinstance(task, ClassificationTask):
         n_valid = len(task.inputs("valid")[0])
         if search.valid_samples > n_valid:
@@ -60,11 +60,13 @@ def check_config(config: Config) -> tuple[Task, SuperCircuit]:
     return task, sc
 
 
-def genome_space(config: Config, sc: SuperCircuit, n_physical: int) -> GenomeSpace:
+def genome_space(config: Config, sc: SuperCircuit, device: Device) -> GenomeSpace:
     search = config.search
+    coupling = device.backend.coupling_map
     return GenomeSpace(
         n_logical=sc.n_wires,
-        n_physical=n_physical,
+        n_physical=device.n_qubits,
+        coupling=tuple(tuple(edge) for edge in coupling.get_edges()) if coupling is not None else (),
         arch_choices=tuple(tuple(c) for c in sc.gene_choices),
         fixed_layout=_fixed_layout(search.layout),
         fixed_arch=sc.validate(search.arch) if search.arch is not None else None,
@@ -119,7 +121,7 @@ def run_search(
     """Train, then search, then fine-tune and export the best candidate; resumable at every stage."""
     task, sc = run_train(config, run, progress)
     device = get_device(config.device)
-    space = genome_space(config, sc, device.n_qubits)
+    space = genome_space(config, sc, device)
     search = config.search
     directions = [OBJECTIVES[o] for o in search.objectives]
     study = CandidateStudy(

@@ -32,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     config = load_config(args.config)
     task, sc = check_config(config)
-    space = genome_space(config, sc, get_device(config.device).n_qubits)
+    space = genome_space(config, sc, get_device(config.device))
     rng = np.random.default_rng(config.seed)
     genomes = [space.sample(rng) for _ in range(args.candidates)]
     payload = evaluator_payload(config, sc, task)

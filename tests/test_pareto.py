@@ -75,3 +75,20 @@ def test_evolution_is_deterministic_and_improves():
 def test_genome_params_roundtrip():
     g = Genome((3, 0, 2), (1, 4, 2))
     assert Genome.from_params(g.params()) == g
+
+
+def test_layouts_stay_connected_on_a_coupling_map():
+    # a 30-qubit line: a uniformly drawn 4-qubit layout would almost never be connected
+    line = tuple((q, q + 1) for q in range(29))
+    space = GenomeSpace(4, 30, ((1, 2),), coupling=line)
+    rng = np.random.default_rng(0)
+
+    def connected(layout):
+        return max(layout) - min(layout) == len(layout) - 1
+
+    samples = [space.sample(rng) for _ in range(50)]
+    assert all(connected(g.layout) for g in samples)
+    mutants = [Mutation(0.3).mutate(g, space, rng) for g in samples]
+    # a mutated gene moves next to the other three, so the group stays within reach
+    assert all(max(g.layout) - min(g.layout) <= 6 for g in mutants)
+    assert len({g.layout for g in samples}) > 20

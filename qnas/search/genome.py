@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,7 +38,10 @@ class Genome:
 class GenomeSpace:
     """Legal genomes: distinct physical qubits for the layout, each arch gene from its choices.
 
-    A fixed layout or architecture takes no part in sampling, mutation or crossover.
+    A fixed layout or architecture takes no part in sampling, mutation or crossover. With
+    the device's `coupling` edges, layouts are drawn as connected groups of qubits and a
+    mutated layout gene moves next to the others: on a 127-qubit device a uniformly drawn
+    layout is scattered, and routing it spreads the circuit over dozens of qubits.
     """
 
     n_logical: int
@@ -45,6 +49,7 @@ class GenomeSpace:
     arch_choices: tuple[tuple[int, ...], ...]
     fixed_layout: tuple[int, ...] | None = None
     fixed_arch: tuple[int, ...] | None = None
+    coupling: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         if self.n_logical > self.n_physical:
@@ -65,13 +70,31 @@ class GenomeSpace:
         """0 when qiskit chooses the layout, else one gene per logical qubit."""
         return 0 if self.fixed_layout == () else self.n_logical
 
+    @functools.cached_property
+    def neighbors(self) -> list[set[int]]:
+        out: list[set[int]] = [set() for _ in range(self.n_physical)]
+        for a, b in self.coupling:
+            out[a].add(b)
+            out[b].add(a)
+        return out
+
+    def qubit_near(self, others: Sequence[int], rng: np.random.Generator) -> int:
+        """A random unused qubit coupled to one of `others` (any unused one without a coupling map)."""
+        used = set(others)
+        near = sorted({n for q in others for n in self.neighbors[q]} - used) if self.coupling else []
+        return int(rng.choice(near if near else sorted(set(range(self.n_physical)) - used)))
+
     def sample(self, rng: np.random.Generator) -> Genome:
-        """A uniformly drawn legal genome."""
-        layout = (
-            self.fixed_layout
-            if self.fixed_layout is not None
-            else tuple(int(q) for q in rng.choice(self.n_physical, self.n_logical, replace=False))
-        )
+        """A random legal genome: uniform arch genes, a connected (or, without coupling, uniform) layout."""
+        if self.fixed_layout is not None:
+            layout = self.fixed_layout
+        elif self.coupling:
+            chosen = [int(rng.integers(self.n_physical))]
+            while len(chosen) < self.n_logical:
+                chosen.append(self.qubit_near(chosen, rng))
+            layout = tuple(int(q) for q in rng.permutation(chosen))
+        else:
+            layout = tuple(int(q) for q in rng.choice(self.n_physical, self.n_logical, replace=False))
         arch = (
             self.fixed_arch
             if self.fixed_arch is not None
@@ -80,14 +103,11 @@ class GenomeSpace:
         return Genome(layout, arch)
 
     def repair(self, layout: Sequence[int], rng: np.random.Generator) -> tuple[int, ...]:
-        """The layout with repeated physical qubits replaced by random unused ones (first use kept)."""
-        seen: set[int] = set()
-        out = []
-        for q in layout:
-            if q in seen:
-                unused = sorted(set(range(self.n_physical)) - seen - set(layout))
-                q = int(rng.choice(unused))
-            seen.add(q)
+        """The layout with repeated physical qubits replaced by unused ones near the rest (first use kept)."""
+        out: list[int] = []
+        for i, q in enumerate(layout):
+            if q in out:
+                q = self.qubit_near([*out, *layout[i + 1 :]], rng)
             out.append(int(q))
         return tuple(out)
 

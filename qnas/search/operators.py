@@ -18,7 +18,7 @@ class Mutation:
         if space.fixed_layout is None:
             for i in range(len(layout)):
                 if rng.random() < self.prob:
-                    layout[i] = int(rng.integers(space.n_physical))
+                    layout[i] = space.qubit_near(layout[:i] + layout[i + 1 :], rng)
         if space.fixed_arch is None:
             for i, choices in enumerate(space.arch_choices):
                 if rng.random() < self.prob:
