@@ -143,16 +143,26 @@ def run_search(
         config.seed,
     )
     history: list[dict] = []
-    bar = tqdm(total=search.population * search.iterations, desc="search", disable=not progress, unit="cand")
-    started, evaluated = time.perf_counter(), 0
     reference: list[np.ndarray] = []
     with EvaluatorPool(CandidateEvaluator, evaluator_payload(config, sc, task), workers, ray_address) as pool:
+        bar = tqdm(
+            total=search.population * search.iterations, desc="search", disable=not progress, unit="cand"
+        )
+        status: dict[str, Any] = {"evaluated": 0, "this_generation": 0}
+        started = time.perf_counter()
+
+        def show(**fields: Any) -> None:
+            status.update(fields)
+            rate = status["evaluated"] / max(time.perf_counter() - started, 1e-9)
+            shown = {k: status[k] for k in ("gen", "best", "hv") if k in status}
+            bar.set_postfix(**shown, evals_per_s=f"{rate:.2f}")
 
         def evaluate(items):
-            nonlocal evaluated
             for key, result in pool.evaluate(items):
-                evaluated += 1
-                bar.set_postfix(evals_per_s=f"{evaluated / (time.perf_counter() - started):.2f}")
+                status["evaluated"] += 1
+                status["this_generation"] += 1
+                bar.update(1)
+                show()
                 yield key, result
 
         def score(genomes: list[Genome], generation: int) -> np.ndarray:
@@ -176,18 +186,15 @@ def run_search(
                     "seconds": time.perf_counter() - started,
                 }
             )
-            bar.update(len(genomes))
-            bar.set_postfix(
-                gen=generation,
-                best=f"{best:.4f}",
-                hv=f"{hv:.4g}",
-                evals_per_s=f"{evaluated / (time.perf_counter() - started):.2f}",
-            )
+            # candidates found in the study (duplicates, survivors, a resumed run) count as done
+            bar.update(len(genomes) - status["this_generation"])
+            status["this_generation"] = 0
+            show(gen=generation, best=f"{best:.4f}", hv=f"{hv:.4g}")
             _write(run, study, search.objectives, history)
             return values
 
         evolve(space, settings, score, initial=_initial_genomes(config, sc, task, device, space))
-    bar.close()
+        bar.close()
     df, front = _write(run, study, search.objectives, history)
     plot_front(df, front, search.objectives, run.path / "pareto.png", run.path / "pareto.html")
     best = finish_best(config, run, task, sc, df, progress)
