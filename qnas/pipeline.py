@@ -280,6 +280,7 @@ def finish_best(
             for f in finalists
         ],
         "test": {
+            "noiseless_inherited": task.evaluate(sc.subcircuit(genome.arch), _test_split(task)),
             "noiseless": task.evaluate(sub, _test_split(task)),
             "noisy": _summary(score_genome(config, task, tuned, genome, _test_split(task), True)),
             "device": config.device,
