@@ -101,7 +101,9 @@ def run_cell(
             if metric in test[kind]:
                 row[f"{kind}_{metric}"] = test[kind][metric]
     if "exact_energy" in test["noiseless"]:
-        row["exact_energy"] = test["noiseless"]["exact_energy"]
+        row["exact_energy"] = exact = test["noiseless"]["exact_energy"]
+        for kind in ("noiseless", "noisy"):
+            row[f"{kind}_error_mHa"] = 1000 * (test[kind]["energy"] - exact)
     return row
 
 
@@ -109,13 +111,17 @@ def summarize(rows: list[dict]) -> pd.DataFrame:
     """Mean and spread (min-max over seeds) per device and method."""
     df = pd.DataFrame(rows)
     metrics = [c for c in df.columns if c.startswith(("noisy_", "noiseless_")) or c in ("n_2q", "blocks")]
+    if "noiseless_energy" in df:  # VQE: the loss is the energy
+        metrics = [m for m in metrics if not m.endswith("_loss")] + ["exact_energy"]
     out = []
     for (device, method), group in df.groupby(["device", "method"], sort=False):
         entry = {"device": device, "method": method, "seeds": len(group)}
         for m in metrics:
             values = group[m].astype(float)
             scale = 100 if m.endswith("accuracy") else 1
-            entry[m] = f"{values.mean() * scale:.2f} ± {(values.max() - values.min()) * scale / 2:.2f}"
+            digits = 4 if m.endswith("energy") else 3 if m.endswith("loss") else 2
+            mean, spread = values.mean() * scale, (values.max() - values.min()) * scale / 2
+            entry[m] = f"{mean:.{digits}f} ± {spread:.{digits}f}"
         out.append(entry)
     return pd.DataFrame(out)
 
