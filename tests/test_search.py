@@ -108,7 +108,8 @@ def test_sigkill_then_resume_loses_and_repeats_nothing(uninterrupted, tmp_path):
 
 
 def test_two_searches_share_one_storage(uninterrupted, tmp_path):
-    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    # A journal file shared by two processes: Optuna's storage for several processes on one machine.
+    storage = str(tmp_path / "shared.journal")
     runs = [tmp_path / "a", tmp_path / "b"]
     procs = [
         subprocess.Popen(
@@ -121,7 +122,8 @@ def test_two_searches_share_one_storage(uninterrupted, tmp_path):
     ]
     for p in procs:
         assert p.wait(timeout=300) == 0, p.stderr.read().decode()[-2000:]
-    names = optuna.get_all_study_names(storage)
+    shared = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage))
+    names = optuna.get_all_study_names(shared)
     assert sorted(names) == ["qnas-a", "qnas-b"]
     for r in runs:
         pd.testing.assert_frame_equal(_complete_keys(r), _complete_keys(uninterrupted))
