@@ -219,7 +219,7 @@ def _export(args) -> int:
 def _prune(args) -> int:
     from qnas.export import export_circuit
     from qnas.gradients import NoiselessExecutor
-    from qnas.pipeline import load_candidate
+    from qnas.pipeline import final_split, load_candidate
     from qnas.prune import PruneSettings, iterative_prune
     from qnas.results import RunDir
 
@@ -230,7 +230,7 @@ def _prune(args) -> int:
     sub = sc.subcircuit(genome.arch)
     settings = PruneSettings(args.epochs, lr=args.lr, granularity=args.granularity, seed=config.seed)
     result = iterative_prune(NoiselessExecutor(sub, task), task, args.ratio, settings)
-    split = "test" if "test" in getattr(task, "splits", {}) else "valid"
+    split = final_split(task)
     before, after = task.evaluate(sub, split), task.evaluate(result.subcircuit, split)
     run.exports.mkdir(exist_ok=True)
     out = args.out or run.exports / f"pruned-{args.trial}.{args.format}"

@@ -280,9 +280,9 @@ def finish_best(
             for f in finalists
         ],
         "test": {
-            "noiseless_inherited": task.evaluate(sc.subcircuit(genome.arch), _test_split(task)),
-            "noiseless": task.evaluate(sub, _test_split(task)),
-            "noisy": _summary(score_genome(config, task, tuned, genome, _test_split(task), True)),
+            "noiseless_inherited": task.evaluate(sc.subcircuit(genome.arch), final_split(task)),
+            "noiseless": task.evaluate(sub, final_split(task)),
+            "noisy": _summary(score_genome(config, task, tuned, genome, final_split(task), True)),
             "device": config.device,
         },
         "exports": paths,
@@ -312,7 +312,8 @@ def _finetuned(
     return tuned
 
 
-def _test_split(task: Task) -> str:
+def final_split(task: Task) -> str:
+    """The split a task's final scores come from: the test set, or "valid" for VQE (no data)."""
     return "test" if isinstance(task, ClassificationTask) else "valid"
 
 
