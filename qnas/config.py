@@ -149,7 +149,11 @@ def load_config(path: Path | str | None, overrides: list[str] | None = None) -> 
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "config"
-        raise ValueError(f"{where}: {first['msg']} (got {first.get('input')!r})") from None
+        message = first["msg"].removeprefix("Value error, ")
+        bad = first.get("input")
+        # A whole section as "input" (from a cross-field check) says nothing the message doesn't.
+        shown = "" if isinstance(bad, dict) else f" (got {bad!r})"
+        raise ValueError(f"{where}: {message}{shown}") from None
 
 
 def dump_config(config: Config) -> str:
