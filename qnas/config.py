@@ -34,6 +34,7 @@ class _Strict(BaseModel):
 class TaskConfig(_Strict):
     name: str = "digits4"
     max_train: int | None = Field(None, gt=0, description="subsample MNIST-style training sets")
+    logit_scale: float = Field(4.0, gt=0, description="classification logits = logit_scale * <Z>")
 
 
 class SpaceConfig(_Strict):
@@ -62,6 +63,9 @@ class SearchConfig(_Strict):
     objectives: list[str] = ["loss", "n_2q"]
     noise_aware: bool = True
     layout: list[int] | Literal["default"] | None = None  # "default": qiskit's layout per candidate
+    preferred_layouts: int = Field(
+        10, ge=0, description="half the sampled layouts come from the device's N least-error qubit groups"
+    )
     arch: list[int] | None = None
     valid_samples: int = Field(300, gt=0)
     optimization_level: int = Field(2, ge=0, le=3)

@@ -229,6 +229,24 @@ def error_summary(device: Device) -> dict[str, float]:
     return {kind: float(np.median(v)) if v else float("nan") for kind, v in errors.items()}
 
 
+def calibrated_errors(device: Device) -> tuple[dict[int, float], dict[tuple[int, int], float]]:
+    """Per-qubit readout errors and per-coupling 2-qubit gate errors (the worst gate's) of `device`."""
+    target = device.backend.target
+    readout: dict[int, float] = {}
+    pairs: dict[tuple[int, int], float] = {}
+    for name in target.operation_names:
+        if name in _NON_GATES - {"measure"}:
+            continue
+        for qargs, props in (target[name] or {}).items():
+            if props is None or props.error is None or qargs is None:
+                continue
+            if name == "measure":
+                readout[qargs[0]] = props.error
+            elif len(qargs) == 2:
+                pairs[qargs] = max(pairs.get(qargs, 0.0), props.error)
+    return readout, pairs
+
+
 def list_devices(names: list[str] | None = None) -> pd.DataFrame:
     """Return one row per device (all fake backends by default) with its size and median errors."""
     rows = []

@@ -21,7 +21,7 @@ from qnas.devices import get_device
 from qnas.search.genome import Genome
 from qnas.space import load_space
 from qnas.supercircuit import Subcircuit, SuperCircuit
-from qnas.tasks import ClassificationTask, Task, get_task
+from qnas.tasks import ClassificationTask, Task, task_from_config
 
 
 def build_supercircuit(config: Config, n_wires: int) -> SuperCircuit:
@@ -36,9 +36,7 @@ class CandidateEvaluator:
         self, config: dict, weights: torch.Tensor, valid: tuple[torch.Tensor, torch.Tensor] | None = None
     ) -> None:
         self.config = Config.model_validate(config)
-        self.task: Task = get_task(
-            self.config.task.name, seed=self.config.seed, max_train=self.config.task.max_train
-        )
+        self.task: Task = task_from_config(self.config)
         if valid is not None and isinstance(self.task, ClassificationTask):
             self.task.splits["valid"] = valid
         self.supercircuit = build_supercircuit(self.config, self.task.n_wires)

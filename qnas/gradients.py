@@ -36,7 +36,6 @@ from qnas.devices import Device
 from qnas.sim import Layer, expval_pauli_sum, expval_z, run
 from qnas.supercircuit import Subcircuit
 from qnas.tasks import Task
-from qnas.tasks.classification import readout_logits
 
 Batch = Any  # (features, labels) for classification, None for a VQE
 
@@ -85,7 +84,7 @@ def task_loss(task: Task, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
         return outputs
     _, y = batch
     k, b, n = outputs.shape
-    logits = readout_logits(outputs.reshape(k * b, n), task.n_classes)
+    logits = task.readout(outputs.reshape(k * b, n))
     nll = F.nll_loss(F.log_softmax(logits, dim=1), y.repeat(k), reduction="none")
     return nll.view(k, b).mean(1)
 

@@ -18,18 +18,18 @@ from tqdm.auto import tqdm
 
 from qnas import noise
 from qnas.config import OBJECTIVES, Config
-from qnas.devices import Device, get_device
+from qnas.devices import Device, calibrated_errors, get_device
 from qnas.evaluate import CandidateEvaluator, build_supercircuit, evaluator_payload
 from qnas.export import export_circuit
 from qnas.parallel import EvaluatorPool
 from qnas.results import RunDir, candidates_table, front_of, plot_front, write_tables
 from qnas.search.engine import EvolutionSettings, evolve
-from qnas.search.genome import Genome, GenomeSpace
+from qnas.search.genome import Genome, GenomeSpace, best_layouts
 from qnas.search.pareto import hypervolume, pareto_front
 from qnas.search.study import CandidateStudy, open_storage
 from qnas.space import load_space
 from qnas.supercircuit import SuperCircuit
-from qnas.tasks import ClassificationTask, Task, get_task
+from qnas.tasks import ClassificationTask, Task, task_from_config
 from qnas.train import TrainSettings, finetune, finetune_with_engine, train, train_supercircuit
 
 _TASK_ONLY = {"accuracy": "classification", "calibrated_loss": "classification", "energy": "vqe"}
@@ -37,7 +37,7 @@ _TASK_ONLY = {"accuracy": "classification", "calibrated_loss": "classification",
 
 def check_config(config: Config) -> tuple[Task, SuperCircuit]:
     """Resolve every name and check the search settings against them; raise before any training."""
-    task = get_task(config.task.name, seed=config.seed, max_train=config.task.max_train)
+    task = task_from_config(config)
     space = load_space(config.space.name)
     device = get_device(config.device)
     search = config.search
@@ -62,14 +62,20 @@ def check_config(config: Config) -> tuple[Task, SuperCircuit]:
 
 def genome_space(config: Config, sc: SuperCircuit, device: Device) -> GenomeSpace:
     search = config.search
-    coupling = device.backend.coupling_map
+    coupling_map = device.backend.coupling_map
+    coupling = tuple(tuple(edge) for edge in coupling_map.get_edges()) if coupling_map is not None else ()
+    fixed_layout = _fixed_layout(search.layout)
+    preferred: list[tuple[int, ...]] = []
+    if fixed_layout is None and coupling and search.noise_aware:
+        preferred = best_layouts(sc.n_wires, coupling, *calibrated_errors(device), k=search.preferred_layouts)
     return GenomeSpace(
         n_logical=sc.n_wires,
         n_physical=device.n_qubits,
-        coupling=tuple(tuple(edge) for edge in coupling.get_edges()) if coupling is not None else (),
+        coupling=coupling,
         arch_choices=tuple(tuple(c) for c in sc.gene_choices),
-        fixed_layout=_fixed_layout(search.layout),
+        fixed_layout=fixed_layout,
         fixed_arch=sc.validate(search.arch) if search.arch is not None else None,
+        preferred_layouts=tuple(preferred),
     )
 
 
@@ -337,7 +343,7 @@ def score_genome(
 
 def load_supercircuit(config: Config, run: RunDir) -> tuple[Task, SuperCircuit]:
     """The task and the trained SuperCircuit of a run directory."""
-    task = get_task(config.task.name, seed=config.seed, max_train=config.task.max_train)
+    task = task_from_config(config)
     sc = build_supercircuit(config, task.n_wires)
     if not run.checkpoint.exists():
         raise FileNotFoundError(

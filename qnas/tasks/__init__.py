@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import difflib
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from qnas.tasks.classification import ClassificationTask, as_tensors, select_classes, split_dataset
 from qnas.tasks.datasets import load_digits_4x4, load_image_set, pool_to_4x4
 from qnas.tasks.vqe import DATA_DIR, VQETask, load_vqe_task
+
+if TYPE_CHECKING:
+    from qnas.config import Config
 
 Task = ClassificationTask | VQETask
 
@@ -28,14 +32,19 @@ def available_tasks() -> list[str]:
     return sorted([*_CLASSIFICATION, *(p.stem for p in DATA_DIR.glob("*.json"))])
 
 
-def get_task(name: str, seed: int = 0, max_train: int | None = None) -> Task:
-    """Return the task called `name`; the data split is drawn with `seed`."""
+def get_task(name: str, seed: int = 0, max_train: int | None = None, logit_scale: float = 1.0) -> Task:
+    """Return the task called `name`; the data split is drawn with `seed`.
+
+    `logit_scale` multiplies the <Z> readout of classification tasks (no effect on VQE).
+    """
     if name in _CLASSIFICATION:
         source, classes = _CLASSIFICATION[name]
         if source == "digits":
             features, labels = load_digits_4x4()
-            return ClassificationTask(name, classes, split_dataset(features, labels, classes, seed))
-        return _image_task(name, source, classes, seed, max_train)
+            splits = split_dataset(features, labels, classes, seed)
+        else:
+            splits = _image_splits(source, classes, seed, max_train)
+        return ClassificationTask(name, classes, splits, logit_scale=logit_scale)
     if (DATA_DIR / f"{name}.json").exists():
         return load_vqe_task(name)
     known = available_tasks()
@@ -44,7 +53,15 @@ def get_task(name: str, seed: int = 0, max_train: int | None = None) -> Task:
     raise ValueError(f"unknown task {name!r}{hint}; allowed: {', '.join(known)}")
 
 
-def _image_task(name: str, source: str, classes: tuple[int, ...], seed: int, max_train: int | None) -> Task:
+def task_from_config(config: Config) -> Task:
+    """The task of a run's config, its data split drawn with the run's seed."""
+    t = config.task
+    return get_task(t.name, seed=config.seed, max_train=t.max_train, logit_scale=t.logit_scale)
+
+
+def _image_splits(
+    source: str, classes: tuple[int, ...], seed: int, max_train: int | None
+) -> dict[str, tuple]:
     """MNIST-style task: 28x28 center-cropped to 24x24 and pooled to 4x4 (QuantumNAS); the test set kept apart."""
     data = load_image_set(source)
     x_train, y_train = data["train"]
@@ -58,7 +75,7 @@ def _image_task(name: str, source: str, classes: tuple[int, ...], seed: int, max
     splits["test"] = as_tensors(
         *select_classes(pool_to_4x4(x_test[test_keep], crop=24), y_test[test_keep], classes)
     )
-    return ClassificationTask(name, classes, splits)
+    return splits
 
 
-__all__ = ["ClassificationTask", "Task", "VQETask", "available_tasks", "get_task"]
+__all__ = ["ClassificationTask", "Task", "VQETask", "available_tasks", "get_task", "task_from_config"]

@@ -59,6 +59,12 @@ class ClassificationTask:
     name: str
     classes: Sequence[int]
     splits: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    # The logits are logit_scale * <Z>. With <Z> in [-1, 1] and scale 1 (QuantumNAS), softmax
+    # cannot get confident, so the NLL keeps pulling on samples already classified right;
+    # a scale of 4 lets training spend its steps on the wrong ones (measured, trained alone:
+    # 4 blocks 81.0% -> 83.5% test accuracy, 3 seeds). Accuracy and calibrated_loss do not
+    # depend on it; only training and the plain loss do.
+    logit_scale: float = 1.0
     kind: str = "classification"
     n_wires: int = N_WIRES
     n_inputs: int = 16
@@ -95,7 +101,11 @@ class ClassificationTask:
 
     def logits(self, sub: Subcircuit, x: torch.Tensor, dtype: torch.dtype = torch.complex64) -> torch.Tensor:
         state = run([*self.encoder, *sub.layers], self.n_wires, weights=sub.weights, inputs=x, dtype=dtype)
-        return readout_logits(expval_z(state, self.n_wires), self.n_classes)
+        return self.readout(expval_z(state, self.n_wires))
+
+    def readout(self, z: torch.Tensor) -> torch.Tensor:
+        """Logits (B, n_classes) from per-qubit <Z> (B, n_wires)."""
+        return self.logit_scale * readout_logits(z, self.n_classes)
 
     def loss(self, sub: Subcircuit, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         x, y = batch
@@ -103,7 +113,7 @@ class ClassificationTask:
 
     def metrics_from_z(self, z: torch.Tensor | np.ndarray, y: torch.Tensor) -> dict[str, float]:
         """Loss, temperature-calibrated loss and accuracy from per-qubit <Z> (B, n_wires)."""
-        logits = readout_logits(torch.as_tensor(np.asarray(z), dtype=torch.float64), self.n_classes)
+        logits = self.readout(torch.as_tensor(np.asarray(z), dtype=torch.float64))
         loss = F.nll_loss(F.log_softmax(logits, dim=1), y).item()
         accuracy = (logits.argmax(1) == y).double().mean().item()
         return {"loss": loss, "calibrated_loss": calibrated_loss(logits, y), "accuracy": accuracy}
