@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from qnas.search.engine import EvolutionSettings, evolve
-from qnas.search.genome import Genome, GenomeSpace, check_layout
+from qnas.search.genome import Genome, GenomeSpace, best_layouts, check_layout
 from qnas.search.operators import Mutation, UniformCrossover
 from qnas.search.pareto import (
     crowding_distance,
@@ -92,3 +92,31 @@ def test_layouts_stay_connected_on_a_coupling_map():
     # a mutated gene moves next to the other three, so the group stays within reach
     assert all(max(g.layout) - min(g.layout) <= 6 for g in mutants)
     assert len({g.layout for g in samples}) > 20
+
+
+def test_best_layouts_avoid_bad_qubits_and_stay_connected():
+    # a line 0-1-2-3-4-5 whose qubit 2 reads out at a coin flip and whose 4-5 coupling is poor
+    line = [(i, i + 1) for i in range(5)]
+    readout = {q: 0.02 for q in range(6)} | {2: 0.5}
+    pairs = {edge: 0.01 for edge in line} | {(5, 4): 0.2}  # found in either direction
+    assert best_layouts(2, line, readout, pairs, k=3) == [(0, 1), (3, 4), (4, 5)]
+    assert best_layouts(3, line, readout, pairs, k=2) == [(3, 4, 5), (0, 1, 2)]  # ties by qubit number
+
+
+def test_preferred_layouts_come_from_the_device_calibration():
+    from qnas.devices import calibrated_errors, get_device
+
+    device = get_device("fake_cusco")
+    readout, pairs = calibrated_errors(device)
+    edges = device.backend.coupling_map.get_edges()
+    best = best_layouts(4, edges, readout, pairs, k=10)
+    assert len(set(best)) == 10
+    space = GenomeSpace(4, device.n_qubits, ((1, 2),), coupling=tuple(edges), preferred_layouts=tuple(best))
+    neighbors = space.neighbors
+    for group in best:  # connected: every qubit has a coupled partner in the group
+        assert all(neighbors[q] & set(group) for q in group)
+    # better than the typical qubit: the groups' worst readout beats the device's median
+    assert max(readout[q] for q in best[0]) < np.median(list(readout.values()))
+    rng = np.random.default_rng(0)
+    drawn = [tuple(sorted(space.sample(rng).layout)) in best for _ in range(400)]
+    assert 0.4 < np.mean(drawn) < 0.7  # half from the pool (and a few random ones land in it)

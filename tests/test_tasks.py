@@ -143,3 +143,14 @@ def test_calibrated_loss_ignores_uniform_shrinking():
     assert shrunk["loss"] > clean["loss"] + 0.05  # the plain loss punishes the shrinking
     assert shrunk["calibrated_loss"] == pytest.approx(clean["calibrated_loss"], abs=1e-4)
     assert calibrated_loss(z, y) < clean["loss"]
+
+
+def test_logit_scale_changes_the_loss_not_the_ranking():
+    plain, scaled = get_task("digits4", seed=0), get_task("digits4", seed=0, logit_scale=4.0)
+    z = torch.rand(50, 4) * 2 - 1
+    y = torch.randint(0, 4, (50,))
+    a, b = plain.metrics_from_z(z, y), scaled.metrics_from_z(z, y)
+    assert a["accuracy"] == b["accuracy"]
+    assert a["calibrated_loss"] == pytest.approx(b["calibrated_loss"], abs=1e-4)
+    assert a["loss"] != pytest.approx(b["loss"], abs=1e-3)
+    assert torch.allclose(scaled.readout(z), 4 * plain.readout(z))
