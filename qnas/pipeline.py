@@ -217,15 +217,39 @@ def _write(run: RunDir, study: CandidateStudy, objectives: list[str], history: l
 def _initial_genomes(
     config: Config, sc: SuperCircuit, task: Task, device, space: GenomeSpace
 ) -> list[Genome]:
-    """Generation 0 starts with qiskit's own (noise-aware, VF2) layout of the largest circuit."""
-    if space.fixed_layout is not None:
+    """Generation 0 starts from the human designs: a full-width circuit of every depth.
+
+    Drawn gene by gene, a genome almost never has every layer at full width (1 in 4^16
+    for u3cu3 at 8 blocks), and the narrow circuits it does draw leave qubits without
+    rotations; the seeds give the search the known-good shapes to trade depth and width
+    against noise from. Their layouts alternate between qiskit's own (noise-aware) layout
+    of the largest circuit and the device's least error-prone qubit group. At most half
+    the population is seeded.
+    """
+    if space.fixed_arch is not None and space.fixed_layout is not None:
         return []
-    circuit = sc.subcircuit(sc.largest()).to_qiskit(bound=True, encoder=task.encoder, n_inputs=task.n_inputs)
-    layout = noise.transpile_candidate(
-        circuit, device, None, config.search.optimization_level, config.seed
-    ).initial_layout
-    arch = space.fixed_arch or sc.largest()
-    return [Genome(tuple(layout), tuple(arch))]
+    cap = max(1, config.search.population // 2)
+    depths = np.linspace(sc.max_blocks, 1, min(cap, sc.max_blocks)).round().astype(int)
+    archs = (
+        [space.fixed_arch]
+        if space.fixed_arch is not None
+        else [sc.space.fixed_blocks(int(b), sc.n_wires, sc.max_blocks) for b in depths]
+    )
+    if space.fixed_layout is not None:
+        layouts = [space.fixed_layout]
+    else:
+        circuit = sc.subcircuit(sc.largest()).to_qiskit(
+            bound=True, encoder=task.encoder, n_inputs=task.n_inputs
+        )
+        qiskit_layout = noise.transpile_candidate(
+            circuit, device, None, config.search.optimization_level, config.seed
+        ).initial_layout
+        layouts = [tuple(qiskit_layout), *space.preferred_layouts[:1]]
+    if space.fixed_arch is not None:
+        seeds = [Genome(tuple(layout), tuple(space.fixed_arch)) for layout in layouts]
+    else:
+        seeds = [Genome(tuple(layouts[i % len(layouts)]), tuple(a)) for i, a in enumerate(archs)]
+    return seeds[:cap]
 
 
 def finish_best(
