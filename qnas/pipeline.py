@@ -257,10 +257,11 @@ def finish_best(
 ) -> dict[str, Any]:
     """Fine-tune finalists of every depth, keep the best on the validation set, test it and export it.
 
-    Inherited weights rank candidates of one depth well but under-rate deep ones, which
+    Inherited weights rank candidates only roughly and under-rate deep ones, which
     gain most from training of their own (and noise then widens the gap), so the
-    best-scored candidate of each block count is fine-tuned and scored again on the
-    validation samples (noisy when the search is noise-aware) before one is chosen.
+    best-scored candidate of each block count, and the best-scored full-width one of that
+    count, are fine-tuned and scored again on the validation samples (noisy when the
+    search is noise-aware) before one is chosen.
     """
     ok = candidates[~candidates["failed"]] if not candidates.empty else candidates
     if ok.empty:
@@ -272,8 +273,17 @@ def finish_best(
     keep = (
         np.linspace(0, len(per_depth) - 1, min(config.finetune.finalists, len(per_depth))).round().astype(int)
     )
+    chosen = per_depth.iloc[sorted(set(keep.tolist()))]
+    # The full-width circuit of each chosen depth (the human design the search was seeded
+    # with) competes too: inherited weights often rank a narrower circuit of that depth
+    # above it that fine-tuning then leaves far behind (measured on fake_cambridge: a 2-block
+    # circuit with width-1 layers, 62% valid accuracy, against 84% for the full-width one).
+    full = {tuple(sc.space.fixed_blocks(b, sc.n_wires, sc.max_blocks)) for b in chosen["blocks"]}
+    is_full = ranked["arch"].map(lambda a: tuple(json.loads(a)) in full)
+    widest = ranked[is_full].drop_duplicates("blocks")
+    chosen = pd.concat([chosen, widest]).drop_duplicates("trial").sort_values(["blocks", "trial"])
     finalists = []
-    for _, row in per_depth.iloc[sorted(set(keep.tolist()))].iterrows():
+    for _, row in chosen.iterrows():
         genome = Genome(tuple(json.loads(row["layout"])), tuple(json.loads(row["arch"])))
         tuned = _finetuned(config, run, task, sc, genome, int(row["trial"]), progress)
         valid = score_genome(config, task, tuned, genome, "valid", config.search.noise_aware)

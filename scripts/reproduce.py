@@ -43,6 +43,7 @@ TABLES = {
     ),
     "zzry": ("configs/reproduce/digits2_zzry.yaml", ["fake_quito", "fake_rochester"]),
     "vqe": ("configs/reproduce/h2_u3cu3.yaml", ["fake_quito", "fake_rochester"]),
+    "vqe_lih": ("configs/reproduce/lih_u3cu3.yaml", ["fake_cambridge", "fake_rochester"]),
 }
 DEPLOY_SHOTS = 4000
 ONE_CANDIDATE = [
