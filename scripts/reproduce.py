@@ -1,7 +1,7 @@
 """Build the comparison tables cell by cell: human baselines, random, noise-unaware, noise-aware.
 
     python scripts/reproduce.py --table main [--seeds 0 1 2] [--devices ...] [--methods ...]
-                                [--workers 2] [--out runs/reproduce]
+                                [--workers 2] [--out runs/reproduce] [--finished-only]
 
 A cell is one (table, device, method, seed): a full `qnas search` run directory under
 OUT/cells/. A finished cell is skipped on the next run, so a table can be built over
@@ -156,6 +156,11 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "reproduce")
+    parser.add_argument(
+        "--finished-only",
+        action="store_true",
+        help="tabulate the finished cells of the grid and run nothing new (a table built over sessions)",
+    )
     args = parser.parse_args()
     base_name, devices = TABLES[args.table]
     base = ROOT / base_name
@@ -175,9 +180,16 @@ def main() -> None:
     for seed in args.seeds:
         for device in args.devices or devices:
             for method in chosen:
+                if (
+                    args.finished_only
+                    and not (out / "cells" / f"{device}-{method}-s{seed}" / "best.json").exists()
+                ):
+                    continue
                 row = run_cell(base, out, device, method, all_methods[method], seed, args.workers)
                 print(json.dumps(row), flush=True)
                 rows.append(row)
+    if not rows:
+        sys.exit("no finished cells in this grid")
     table = summarize(rows)
     command = "python scripts/reproduce.py " + " ".join(sys.argv[1:])
     text = (
