@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from qiskit import ClassicalRegister, QuantumCircuit, qasm3
+from qiskit import ClassicalRegister, QuantumCircuit
 from tqdm.auto import tqdm
 
 from qnas import noise
@@ -34,7 +34,7 @@ from qnas.evaluate import CandidateEvaluator
 from qnas.pipeline import load_candidate
 from qnas.results import RunDir
 from qnas.search.genome import Genome
-from qnas.supercircuit import SuperCircuit
+from qnas.supercircuit import Subcircuit, SuperCircuit
 from qnas.tasks import ClassificationTask
 
 # The classical register every deployed circuit is measured into: bit i holds logical qubit i.
@@ -115,7 +115,7 @@ def deploy(
         "shots": shots,
         "batch_size": batch_size,
         "n_samples": len(x) if isinstance(task, ClassificationTask) else None,
-        "circuit_sha256": hashlib.sha256(qasm3.dumps(logical).encode()).hexdigest(),
+        "circuit_sha256": _fingerprint(task.name, sub),
     }
     folder = run.path / "deploy" / f"{_slug(device)}-{trial}"
     _check_plan(folder, plan)
@@ -147,6 +147,18 @@ def deploy(
     }
     (folder / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _fingerprint(task: str, sub: Subcircuit) -> str:
+    """sha256 of what defines the deployed circuit: task (its encoder), genes and the angles it reads.
+
+    Not of its OpenQASM text: qiskit writes the terms of a parameter expression in an
+    order that changes from one process to the next (p(0.5*p2 + 0.5*p1) or
+    p(0.5*p1 + 0.5*p2)), which made resuming a deploy refuse the very same circuit.
+    """
+    digest = hashlib.sha256(json.dumps([task, list(sub.genes)]).encode())
+    digest.update(sub.weights.detach()[sub.parameter_indices()].double().cpu().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _slug(device: str) -> str:

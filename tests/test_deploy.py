@@ -109,3 +109,25 @@ def test_a_live_device_without_an_account_fails_at_once_saying_how_to_save_one(r
     )
     assert time.monotonic() - started < 30
     assert "no IBM Quantum account" in done.stdout and "save_account" in done.stdout
+
+
+def test_the_deploy_fingerprint_is_the_same_in_every_process(tmp_path):
+    # qiskit's OpenQASM 3 text of a parameter expression changes with the process's hash
+    # seed; the fingerprint that guards a resumed deploy must not.
+    code = (
+        "import torch; from qnas.deploy import _fingerprint; from qnas.space import load_space;"
+        "from qnas.supercircuit import SuperCircuit;"
+        "sc = SuperCircuit(load_space('u3cu3'), 4, max_blocks=2, seed=3);"
+        "print(_fingerprint('digits4', sc.subcircuit(sc.largest())))"
+    )
+    prints = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in (1, 2)
+    }
+    assert len(prints) == 1 and len(prints.pop().strip()) == 64
