@@ -12,7 +12,6 @@ summary sets the measured metric beside the one the noisy simulation predicted.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -34,7 +33,7 @@ from qnas.evaluate import CandidateEvaluator
 from qnas.pipeline import load_candidate
 from qnas.results import RunDir
 from qnas.search.genome import Genome
-from qnas.supercircuit import Subcircuit, SuperCircuit
+from qnas.supercircuit import SuperCircuit
 from qnas.tasks import ClassificationTask
 
 # The classical register every deployed circuit is measured into: bit i holds logical qubit i.
@@ -115,7 +114,7 @@ def deploy(
         "shots": shots,
         "batch_size": batch_size,
         "n_samples": len(x) if isinstance(task, ClassificationTask) else None,
-        "circuit_sha256": _fingerprint(task.name, sub),
+        "circuit_sha256": sub.digest(task.name),
     }
     folder = run.path / "deploy" / f"{_slug(device)}-{trial}"
     _check_plan(folder, plan)
@@ -147,18 +146,6 @@ def deploy(
     }
     (folder / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
-
-
-def _fingerprint(task: str, sub: Subcircuit) -> str:
-    """sha256 of what defines the deployed circuit: task (its encoder), genes and the angles it reads.
-
-    Not of its OpenQASM text: qiskit writes the terms of a parameter expression in an
-    order that changes from one process to the next (p(0.5*p2 + 0.5*p1) or
-    p(0.5*p1 + 0.5*p2)), which made resuming a deploy refuse the very same circuit.
-    """
-    digest = hashlib.sha256(json.dumps([task, list(sub.genes)]).encode())
-    digest.update(sub.weights.detach()[sub.parameter_indices()].double().cpu().numpy().tobytes())
-    return digest.hexdigest()
 
 
 def _slug(device: str) -> str:

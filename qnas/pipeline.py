@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -123,8 +124,14 @@ def run_search(
     ray_address: str | None = None,
     storage: str | None = None,
     progress: bool = True,
+    finetune_dir: Path | None = None,
 ) -> SearchOutcome:
-    """Train, then search, then fine-tune and export the best candidate; resumable at every stage."""
+    """Train, then search, then fine-tune and export the best candidate; resumable at every stage.
+
+    Fine-tuned checkpoints go to `finetune_dir` (default: the run directory), named by
+    what they depend on, so runs that share a SuperCircuit (the same task on several
+    devices) share the fine-tuning of the circuits they have in common.
+    """
     task, sc = run_train(config, run, progress)
     device = get_device(config.device)
     space = genome_space(config, sc, device)
@@ -203,7 +210,7 @@ def run_search(
         bar.close()
     df, front = _write(run, study, search.objectives, history)
     plot_front(df, front, search.objectives, run.path / "pareto.png", run.path / "pareto.html")
-    best = finish_best(config, run, task, sc, df, progress)
+    best = finish_best(config, run, task, sc, df, progress, finetune_dir)
     return SearchOutcome(df, front, history, best)
 
 
@@ -253,7 +260,13 @@ def _initial_genomes(
 
 
 def finish_best(
-    config: Config, run: RunDir, task: Task, sc: SuperCircuit, candidates: pd.DataFrame, progress: bool = True
+    config: Config,
+    run: RunDir,
+    task: Task,
+    sc: SuperCircuit,
+    candidates: pd.DataFrame,
+    progress: bool = True,
+    finetune_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Fine-tune finalists of every depth, keep the best on the validation set, test it and export it.
 
@@ -285,7 +298,7 @@ def finish_best(
     finalists = []
     for _, row in chosen.iterrows():
         genome = Genome(tuple(json.loads(row["layout"])), tuple(json.loads(row["arch"])))
-        tuned = _finetuned(config, run, task, sc, genome, int(row["trial"]), progress)
+        tuned = _finetuned(config, finetune_dir or run.path, task, sc, genome, progress)
         valid = score_genome(config, task, tuned, genome, "valid", config.search.noise_aware)
         finalists.append(
             {
@@ -336,7 +349,7 @@ def finish_best(
 
 
 def _finetuned(
-    config: Config, run: RunDir, task: Task, sc: SuperCircuit, genome: Genome, trial: int, progress: bool
+    config: Config, folder: Path, task: Task, sc: SuperCircuit, genome: Genome, progress: bool
 ) -> SuperCircuit:
     if not config.finetune.epochs:
         return sc
@@ -345,7 +358,12 @@ def _finetuned(
         ft.epochs, ft.batch_size, ft.lr, ft.weight_decay, ft.warmup_epochs, seed=config.seed
     )
     if ft.engine == "backprop" and not ft.noise_aware:
-        tuned, _ = finetune(sc, genome.arch, task, settings, run.path / f"finetune-{trial}.pt", progress)
+        # Noiseless fine-tuning depends on the task, the settings, the seed, the circuit and
+        # the angles it starts from, not on the device or the layout: the checkpoint is named
+        # by those, so any run holding the same circuit finds it.
+        sub = sc.subcircuit(sc.canonical(genome.arch))
+        key = sub.digest(config.task.model_dump(), ft.model_dump(), config.seed)[:16]
+        tuned, _ = finetune(sc, sub.genes, task, settings, folder / f"finetune-{key}.pt", progress)
         return tuned
     device = get_device(config.device) if ft.noise_aware else None
     tuned, _ = finetune_with_engine(sc, genome.arch, task, settings, ft.engine, device, genome.layout or None)

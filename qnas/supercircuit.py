@@ -8,6 +8,8 @@ layers index into the shared weight vector and copy nothing.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -41,6 +43,17 @@ class Subcircuit:
     def key(self) -> tuple:
         """Identifies the active circuit: genomes differing only in inactive blocks share it."""
         return tuple((ly.gate, ly.wires) for ly in self.layers)
+
+    def digest(self, *context: object) -> str:
+        """Return the sha256 of what defines this circuit's state: `context`, genes and the angles it reads.
+
+        Not of its OpenQASM text: qiskit writes the terms of a parameter expression in an
+        order that changes from one process to the next (p(0.5*p2 + 0.5*p1) or
+        p(0.5*p1 + 0.5*p2)), so the text of the very same circuit differs between runs.
+        """
+        digest = hashlib.sha256(json.dumps([*context, list(self.genes)], sort_keys=True).encode())
+        digest.update(self.weights.detach()[self.parameter_indices()].double().cpu().numpy().tobytes())
+        return digest.hexdigest()
 
     def to_qiskit(
         self, bound: bool = True, encoder: Sequence[Layer] = (), n_inputs: int = 0

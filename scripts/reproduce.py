@@ -1,32 +1,40 @@
 """Build the comparison tables cell by cell: human baselines, random, noise-unaware, noise-aware.
 
     python scripts/reproduce.py --table main [--seeds 0 1 2] [--devices ...] [--methods ...]
-                                [--workers 2] [--out runs/reproduce] [--finished-only]
+                                [--workers 0] [--out runs/reproduce] [--finished-only]
 
 A cell is one (table, device, method, seed): a full `qnas search` run directory under
-OUT/cells/. A finished cell is skipped on the next run, so a table can be built over
-several sessions. One SuperCircuit per (task, space, seed) serves every device and every
-searching method; each human baseline is trained alone once per seed. The figures are
+OUT/TABLE/cells/. Its row of figures is appended to docs/cells/TABLE.jsonl, which is
+committed: a cell with a row there is not run again, so a table can be built over
+several sessions and machines (delete a row to redo its cell). One SuperCircuit per
+(task, space, seed) serves every device and every searching method; each human baseline
+is trained alone once per seed; fine-tuned circuits are shared between cells through
+OUT/TABLE/finetuned/ (fine-tuning is noiseless, so it does not depend on the device). The figures are
 the chosen circuit's test-set scores after fine-tuning, noiseless and on the device's
 noise model (exact density matrices, readout error included), from the run's best.json,
 and "deployed": the same circuit run through `qnas deploy`'s path (SamplerV2 on the fake
 backend, the runtime's local mode: Aer with the backend's noise, DEPLOY_SHOTS shots per
 sample), so the tables do not rest on the search's own scorer alone.
-The table (mean and spread over seeds) is printed as markdown and written to OUT/TABLE.md.
+The table (mean and spread over seeds) and, per device, how the noise-aware search
+compares with each other method seed by seed are printed as markdown and written to
+OUT/TABLE/TABLE.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import fcntl
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
@@ -46,6 +54,7 @@ TABLES = {
     "vqe_lih": ("configs/reproduce/lih_u3cu3.yaml", ["fake_cambridge", "fake_rochester"]),
 }
 DEPLOY_SHOTS = 4000
+CELLS = ROOT / "docs" / "cells"
 ONE_CANDIDATE = [
     "search.population=1",
     "search.parents=1",
@@ -75,7 +84,7 @@ def methods(n_blocks_of: dict[int, list[int]], n_wires: int) -> dict[str, list[s
 def run_cell(
     base: Path, out: Path, device: str, method: str, overrides: list[str], seed: int, workers: int
 ) -> dict:
-    """Run (or find) one cell; return its row."""
+    """Run (or finish) one cell; return its row."""
     cell = RunDir(out / "cells" / f"{device}-{method}-s{seed}")
     done = cell.best_json
     config = load_config(base, [f"device={device}", f"seed={seed}", *overrides])
@@ -86,13 +95,17 @@ def run_cell(
             / "supercircuits"
             / (f"s{seed}" + (f"-arch{config.search.arch}" if config.search.arch else ""))
         )
-        if not shared.checkpoint.exists() or not (shared.path / "trained").exists():
-            run_train(config, shared, progress=False)
-            (shared.path / "trained").touch()
+        shared.path.mkdir(parents=True, exist_ok=True)
+        with (shared.path / "lock").open("w") as lock:
+            # Parallel builds of one table (say, one per device) train each shared circuit once.
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (shared.path / "trained").exists():
+                run_train(config, shared, progress=False)
+                (shared.path / "trained").touch()
         if not cell.checkpoint.exists():
             cell.path.mkdir(parents=True, exist_ok=True)
             shutil.copy(shared.checkpoint, cell.checkpoint)
-        run_search(config, cell, workers=workers, progress=False)
+        run_search(config, cell, workers=workers, progress=False, finetune_dir=out / "finetuned")
     best = json.loads(done.read_text())
     test = best["test"]
     deployed = deploy(cell.path, "best", device, shots=DEPLOY_SHOTS, progress=False)["measured"]
@@ -102,6 +115,8 @@ def run_cell(
         "seed": seed,
         "n_2q": test["noisy"].get("n_2q"),
         "blocks": best["arch"][-1],
+        "date": str(datetime.date.today()),
+        "commit": _commit(),
     }
     scores = {**test, "deployed": deployed}
     for kind in ("noiseless", "noisy", "deployed"):
@@ -141,11 +156,76 @@ def summarize(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def compare(rows: list[dict], metric: str, higher_is_better: bool) -> pd.DataFrame:
+    """Per device and rival method: the noise-aware search's margin over it in `metric`, seed by seed.
+
+    A margin is positive where the noise-aware search is better. "spread" is the larger
+    of the two methods' half min-max spreads over the common seeds: a mean margin below
+    it is within what another draw of seeds could undo.
+    """
+    df = pd.DataFrame(rows)
+    if metric not in df or "noise_aware" not in set(df["method"]):
+        return pd.DataFrame()
+    scale = 100 if metric.endswith("accuracy") else 1
+    sign = 1 if higher_is_better else -1
+    out = []
+    for device, group in df.groupby("device", sort=False):
+        ours = group[group["method"] == "noise_aware"].set_index("seed")[metric].astype(float)
+        for method, theirs in group[group["method"] != "noise_aware"].groupby("method", sort=False):
+            theirs = theirs.set_index("seed")[metric].astype(float)
+            seeds = sorted(ours.index.intersection(theirs.index))
+            if not seeds:
+                continue
+            margin = sign * (ours[seeds] - theirs[seeds]) * scale
+            spread = max(np.ptp(ours[seeds]), np.ptp(theirs[seeds])) * scale / 2
+            if (margin > 0).all():
+                reading = "better on every seed"
+            elif (margin < 0).all():
+                reading = "worse on every seed"
+            else:
+                reading = "mixed"
+            if abs(margin.mean()) <= spread:
+                reading += "; margin within the spread"
+            out.append(
+                {
+                    "device": device,
+                    "rival": method,
+                    "seeds": len(seeds),
+                    f"margin ({metric})": f"{margin.mean():+.2f}",
+                    "per seed": " ".join(f"{m:+.1f}" for m in margin),
+                    "spread": f"{spread:.2f}",
+                    "reading": reading,
+                }
+            )
+    return pd.DataFrame(out)
+
+
 def markdown(df: pd.DataFrame) -> str:
     """A pipe table (pandas' to_markdown needs the tabulate package)."""
     lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines)
+
+
+def stored_cells(path: Path) -> dict[tuple[str, str, int], dict]:
+    """The finished cells' rows of a table's store, by (device, method, seed)."""
+    if not path.exists():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {(r["device"], r["method"], r["seed"]): r for r in rows}
+
+
+def store_cell(path: Path, row: dict) -> None:
+    """Append a finished cell's row; one line per write, so parallel builds of one table can share the file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def _commit() -> str:
+    """The checkout's commit, so that every stored row says which code made it."""
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
 
 
 def main() -> None:
@@ -154,14 +234,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--devices", nargs="+")
     parser.add_argument("--methods", nargs="+")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=0, help="Ray workers per search (0: in-process)")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "reproduce")
     parser.add_argument(
         "--finished-only",
         action="store_true",
-        help="tabulate the finished cells of the grid and run nothing new (a table built over sessions)",
+        help="tabulate the stored cells of the grid and run nothing new (a table built over sessions)",
     )
     args = parser.parse_args()
+    # One thread per process: the circuits are small, and two builds (say, one per seed)
+    # then use the two cores of a small machine without contending.
+    torch.set_num_threads(1)
     base_name, devices = TABLES[args.table]
     base = ROOT / base_name
     out = args.out / args.table
@@ -176,26 +259,36 @@ def main() -> None:
     unknown = [m for m in chosen if m not in all_methods]
     if unknown:
         sys.exit(f"unknown methods {unknown}; allowed: {', '.join(all_methods)}")
+    store = CELLS / f"{args.table}.jsonl"
     rows = []
     for seed in args.seeds:
         for device in args.devices or devices:
             for method in chosen:
-                if (
-                    args.finished_only
-                    and not (out / "cells" / f"{device}-{method}-s{seed}" / "best.json").exists()
-                ):
-                    continue
-                row = run_cell(base, out, device, method, all_methods[method], seed, args.workers)
-                print(json.dumps(row), flush=True)
+                # Re-read each time: another build of the same table may have stored this cell.
+                row = stored_cells(store).get((device, method, seed))
+                if row is None:
+                    if args.finished_only:
+                        continue
+                    row = run_cell(base, out, device, method, all_methods[method], seed, args.workers)
+                    store_cell(store, row)
+                    print(json.dumps(row), flush=True)
                 rows.append(row)
     if not rows:
-        sys.exit("no finished cells in this grid")
-    table = summarize(rows)
+        sys.exit(f"no finished cells of this grid in {store}")
+    vqe = "noisy_energy" in rows[0]
     command = "python scripts/reproduce.py " + " ".join(sys.argv[1:])
-    text = (
-        f"{args.table} table, {datetime.date.today()}, `{command}`; mean ± half the min-max spread over seeds; "
-        f"accuracy in %, test set after fine-tuning\n\n{markdown(table)}\n"
-    )
+    parts = [
+        f"{args.table} table, {datetime.date.today()}, `{command}`; mean ± half the min-max spread over "
+        "seeds; " + ("energies in Ha, errors in mHa" if vqe else "accuracy in %, test set after fine-tuning"),
+        markdown(summarize(rows)),
+    ]
+    for kind in ("noisy", "deployed"):
+        metric = f"{kind}_error_mHa" if vqe else f"{kind}_accuracy"
+        margins = compare(rows, metric, higher_is_better=not vqe)
+        if not margins.empty:
+            parts += [f"The noise-aware search against each rival, {metric}:", markdown(margins)]
+    text = "\n\n".join(parts) + "\n"
+    out.mkdir(parents=True, exist_ok=True)
     (out / f"{args.table}.md").write_text(text)
     print(text)
 

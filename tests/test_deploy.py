@@ -115,10 +115,10 @@ def test_the_deploy_fingerprint_is_the_same_in_every_process(tmp_path):
     # qiskit's OpenQASM 3 text of a parameter expression changes with the process's hash
     # seed; the fingerprint that guards a resumed deploy must not.
     code = (
-        "import torch; from qnas.deploy import _fingerprint; from qnas.space import load_space;"
+        "import torch; from qnas.space import load_space;"
         "from qnas.supercircuit import SuperCircuit;"
         "sc = SuperCircuit(load_space('u3cu3'), 4, max_blocks=2, seed=3);"
-        "print(_fingerprint('digits4', sc.subcircuit(sc.largest())))"
+        "print(sc.subcircuit(sc.largest()).digest('digits4'))"
     )
     prints = {
         subprocess.run(

@@ -1,6 +1,7 @@
 """End-to-end searches through the CLI, as a user runs them: small, real parts throughout."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -166,3 +167,30 @@ def test_search_on_a_two_node_cluster_through_ray_address(uninterrupted, tmp_pat
     )
     assert done.returncode == 0, done.stderr[-3000:]
     pd.testing.assert_frame_equal(_complete_keys(out), _complete_keys(uninterrupted))
+
+
+def test_runs_sharing_a_supercircuit_share_its_finetuning(uninterrupted, tmp_path):
+    # The same SuperCircuit searched on two devices: fine-tuning is noiseless, so a
+    # finalist circuit the second run has in common with the first is not trained again.
+    from qnas.config import load_config
+    from qnas.pipeline import run_search
+    from qnas.results import RunDir
+    from qnas.space import load_space
+    from qnas.supercircuit import SuperCircuit
+
+    shared = tmp_path / "finetuned"
+    runs = []
+    for device in ("fake_quito", "fake_lima"):
+        run = RunDir(tmp_path / device)
+        run.path.mkdir()
+        shutil.copy(uninterrupted / "supercircuit.pt", run.checkpoint)
+        config = load_config(CONFIG, [f"device={device}"])
+        runs.append(run_search(config, run, workers=0, progress=False, finetune_dir=shared).best)
+        if device == "fake_quito":
+            first = {p.name: p.stat().st_mtime_ns for p in shared.iterdir()}
+    sc = SuperCircuit(load_space("u3cu3"), 4, max_blocks=2)
+    archs = [{sc.canonical(f["arch"]) for f in best["finalists"]} for best in runs]
+    assert archs[0] & archs[1], "the two runs have no finalist in common; the test shows nothing"
+    files = {p.name: p.stat().st_mtime_ns for p in shared.iterdir()}
+    assert len(files) == len(archs[0] | archs[1])
+    assert all(files[name] == mtime for name, mtime in first.items())
