@@ -23,6 +23,7 @@ OUT/TABLE/TABLE.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import fcntl
 import json
@@ -30,6 +31,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +83,15 @@ def methods(n_blocks_of: dict[int, list[int]], n_wires: int) -> dict[str, list[s
     return out
 
 
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created if missing) for the block: one build at a time runs a cell."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def run_cell(
     base: Path, out: Path, device: str, method: str, overrides: list[str], seed: int, workers: int
 ) -> dict:
@@ -95,10 +106,8 @@ def run_cell(
             / "supercircuits"
             / (f"s{seed}" + (f"-arch{config.search.arch}" if config.search.arch else ""))
         )
-        shared.path.mkdir(parents=True, exist_ok=True)
-        with (shared.path / "lock").open("w") as lock:
-            # Parallel builds of one table (say, one per device) train each shared circuit once.
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        # Parallel builds of one table (say, one per seed) train each shared circuit once.
+        with locked(shared.path / "lock"):
             if not (shared.path / "trained").exists():
                 run_train(config, shared, progress=False)
                 (shared.path / "trained").touch()
@@ -264,15 +273,18 @@ def main() -> None:
     for seed in args.seeds:
         for device in args.devices or devices:
             for method in chosen:
-                # Re-read each time: another build of the same table may have stored this cell.
-                row = stored_cells(store).get((device, method, seed))
-                if row is None:
-                    if args.finished_only:
-                        continue
-                    row = run_cell(base, out, device, method, all_methods[method], seed, args.workers)
-                    store_cell(store, row)
-                    print(json.dumps(row), flush=True)
-                rows.append(row)
+                key = (device, method, seed)
+                row = stored_cells(store).get(key)
+                if row is None and not args.finished_only:
+                    with locked(out / "cells" / f"{device}-{method}-s{seed}.lock"):
+                        # Another build of the same table may have stored it while we waited.
+                        row = stored_cells(store).get(key)
+                        if row is None:
+                            row = run_cell(base, out, device, method, all_methods[method], seed, args.workers)
+                            store_cell(store, row)
+                            print(json.dumps(row), flush=True)
+                if row is not None:
+                    rows.append(row)
     if not rows:
         sys.exit(f"no finished cells of this grid in {store}")
     vqe = "noisy_energy" in rows[0]
