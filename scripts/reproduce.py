@@ -187,12 +187,14 @@ def compare(rows: list[dict], metric: str, higher_is_better: bool) -> pd.DataFra
                 continue
             margin = sign * (ours[seeds] - theirs[seeds]) * scale
             spread = max(np.ptp(ours[seeds]), np.ptp(theirs[seeds])) * scale / 2
-            if (margin > 0).all():
+            wins, losses = int((margin > 0).sum()), int((margin < 0).sum())
+            if wins == len(seeds):
                 reading = "better on every seed"
-            elif (margin < 0).all():
+            elif losses == len(seeds):
                 reading = "worse on every seed"
             else:
-                reading = "mixed"
+                ties = len(seeds) - wins - losses
+                reading = f"better on {wins}, tied on {ties}, worse on {losses} of {len(seeds)} seeds"
             if abs(margin.mean()) <= spread:
                 reading += "; margin within the spread"
             out.append(
