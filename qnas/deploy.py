@@ -112,6 +112,7 @@ def deploy(
         "arch": list(genome.arch),
         "layout": list(layout),
         "shots": shots,
+        "seed": seed,
         "batch_size": batch_size,
         "n_samples": len(x) if isinstance(task, ClassificationTask) else None,
         "circuit_sha256": sub.digest(task.name),
@@ -119,7 +120,7 @@ def deploy(
     folder = run.path / "deploy" / f"{_slug(device)}-{trial}"
     _check_plan(folder, plan)
     jobs = JobLog(folder / "jobs.jsonl")
-    counts = _run_batches(target, jobs, batches, shots, progress, on_batch)
+    counts = _run_batches(target, jobs, batches, shots, seed, progress, on_batch)
     deployed = Genome(layout, genome.arch)
     if isinstance(task, ClassificationTask):
         probs = np.concatenate([_probabilities(c[0], task.n_wires) for c in counts])
@@ -227,6 +228,7 @@ def _run_batches(
     jobs: JobLog,
     batches: list[_Batch],
     shots: int,
+    seed: int,
     progress: bool,
     on_batch: Callable[[dict[str, Any]], None] | None,
 ) -> list[list[list[dict[str, int]]]]:
@@ -256,6 +258,12 @@ def _run_batches(
     while queue or in_flight:
         while queue and len(in_flight) < window:
             b = queue.pop(0)
+            if not live:
+                # Local mode draws the shots with Aer: seeded per batch, a re-run measures the
+                # same counts. Never 0: qiskit-ibm-runtime's local service reads a seed of 0
+                # as unset (`if seed_simulator := ...`, 0.51).
+                drawn = np.random.SeedSequence([seed, b]).generate_state(1)[0]
+                sampler.options.simulator.seed_simulator = int(drawn) or 1
             job = sampler.run(batches[b].pubs, shots=shots)
             jobs.append({"batch": b, "status": "submitted", "job_id": job.job_id(), **batches[b].about})
             in_flight.append((b, job))

@@ -166,11 +166,13 @@ def summarize(rows: list[dict]) -> pd.DataFrame:
 
 
 def compare(rows: list[dict], metric: str, higher_is_better: bool) -> pd.DataFrame:
-    """Per device and rival method: the noise-aware search's margin over it in `metric`, seed by seed.
+    """A device x rival table of the noise-aware search's margin over each other method in `metric`.
 
-    A margin is positive where the noise-aware search is better. "spread" is the larger
-    of the two methods' half min-max spreads over the common seeds: a mean margin below
-    it is within what another draw of seeds could undo.
+    A cell reads "+6.5 (3/3)": the mean margin over the seeds both methods ran (positive:
+    the noise-aware search is better; accuracy in points), and on how many of them it was
+    better (ties count as not better). A "*" marks a mean margin no larger than the larger
+    of the two methods' half min-max spreads over those seeds: within what another draw
+    of seeds could undo.
     """
     df = pd.DataFrame(rows)
     if metric not in df or "noise_aware" not in set(df["method"]):
@@ -180,6 +182,7 @@ def compare(rows: list[dict], metric: str, higher_is_better: bool) -> pd.DataFra
     out = []
     for device, group in df.groupby("device", sort=False):
         ours = group[group["method"] == "noise_aware"].set_index("seed")[metric].astype(float)
+        entry = {"device": device}
         for method, theirs in group[group["method"] != "noise_aware"].groupby("method", sort=False):
             theirs = theirs.set_index("seed")[metric].astype(float)
             seeds = sorted(ours.index.intersection(theirs.index))
@@ -187,28 +190,10 @@ def compare(rows: list[dict], metric: str, higher_is_better: bool) -> pd.DataFra
                 continue
             margin = sign * (ours[seeds] - theirs[seeds]) * scale
             spread = max(np.ptp(ours[seeds]), np.ptp(theirs[seeds])) * scale / 2
-            wins, losses = int((margin > 0).sum()), int((margin < 0).sum())
-            if wins == len(seeds):
-                reading = "better on every seed"
-            elif losses == len(seeds):
-                reading = "worse on every seed"
-            else:
-                ties = len(seeds) - wins - losses
-                reading = f"better on {wins}, tied on {ties}, worse on {losses} of {len(seeds)} seeds"
-            if abs(margin.mean()) <= spread:
-                reading += "; margin within the spread"
-            out.append(
-                {
-                    "device": device,
-                    "rival": method,
-                    "seeds": len(seeds),
-                    f"margin ({metric})": f"{margin.mean():+.2f}",
-                    "per seed": " ".join(f"{m:+.1f}" for m in margin),
-                    "spread": f"{spread:.2f}",
-                    "reading": reading,
-                }
-            )
-    return pd.DataFrame(out)
+            within = "*" if abs(margin.mean()) <= spread else ""
+            entry[method] = f"{margin.mean():+.1f} ({int((margin > 0).sum())}/{len(seeds)}){within}"
+        out.append(entry)
+    return pd.DataFrame(out).fillna("")
 
 
 def markdown(df: pd.DataFrame) -> str:

@@ -76,6 +76,20 @@ def test_an_interrupted_deploy_resubmits_nothing_that_finished(run_dir):
         deploy(run_dir, 3, "fake_quito", **{**settings, "shots": 2000})
 
 
+def test_a_local_deploy_measures_the_same_counts_when_repeated(run_dir, tmp_path):
+    # Shots are drawn by Aer, seeded from the run's config: a deploy repeated from scratch
+    # (its folder moved away) measures exactly what the first one did.
+    settings = dict(shots=500, batch_size=16, progress=False, limit=32)
+    first = deploy(run_dir, 2, "fake_quito", **settings)
+    folder = run_dir / "deploy" / "fake_quito-2"
+    first_counts = [r["counts"] for r in _lines(folder / "jobs.jsonl") if r["status"] == "done"]
+    folder.rename(tmp_path / "first")
+    again = deploy(run_dir, 2, "fake_quito", **settings)
+    assert again["measured"] == first["measured"]
+    assert [r["counts"] for r in _lines(folder / "jobs.jsonl") if r["status"] == "done"] == first_counts
+    assert first_counts[0] != first_counts[1]
+
+
 def test_a_planted_token_appears_nowhere(run_dir, monkeypatch, capsys, caplog):
     token = "qnas-test-token-" + secrets.token_hex(16)
     monkeypatch.setenv("QISKIT_IBM_TOKEN", token)
