@@ -23,7 +23,7 @@ from qnas.devices import Device, calibrated_errors, get_device
 from qnas.evaluate import CandidateEvaluator, build_supercircuit, evaluator_payload
 from qnas.export import export_circuit
 from qnas.parallel import EvaluatorPool
-from qnas.results import RunDir, candidates_table, front_of, plot_front, write_tables
+from qnas.results import RunDir, candidates_table, front_of, locked, plot_front, write_tables
 from qnas.search.engine import EvolutionSettings, evolve
 from qnas.search.genome import Genome, GenomeSpace, best_layouts
 from qnas.search.pareto import hypervolume, pareto_front
@@ -363,7 +363,11 @@ def _finetuned(
         # by those, so any run holding the same circuit finds it.
         sub = sc.subcircuit(sc.canonical(genome.arch))
         key = sub.digest(config.task.model_dump(), ft.model_dump(), config.seed)[:16]
-        tuned, _ = finetune(sc, sub.genes, task, settings, folder / f"finetune-{key}.pt", progress)
+        checkpoint = folder / f"finetune-{key}.pt"
+        # Runs sharing the folder wait for one another's fine-tuning of a common circuit,
+        # then find it finished.
+        with locked(checkpoint.with_suffix(".lock")):
+            tuned, _ = finetune(sc, sub.genes, task, settings, checkpoint, progress)
         return tuned
     device = get_device(config.device) if ft.noise_aware else None
     tuned, _ = finetune_with_engine(sc, genome.arch, task, settings, ft.engine, device, genome.layout or None)

@@ -9,8 +9,10 @@ mixed in.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,19 @@ class RunDir:
     def storage_url(self, storage: str | None) -> str:
         """The Optuna storage of this run: `storage` when given, else the journal file in the directory."""
         return storage or str(self.journal)
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file `path` (created if missing) for the block.
+
+    For what concurrent processes share: a fine-tuning checkpoint folder, a cell of a
+    reproduction table. POSIX advisory lock; released when the block ends or the process dies.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def _changed_keys(a: dict, b: dict, prefix: str = "") -> list[str]:

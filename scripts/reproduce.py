@@ -23,15 +23,12 @@ OUT/TABLE/TABLE.md.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
-import fcntl
 import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +40,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 from qnas.config import load_config
 from qnas.deploy import deploy
 from qnas.pipeline import run_search, run_train
-from qnas.results import RunDir
+from qnas.results import RunDir, locked
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = {
@@ -81,15 +78,6 @@ def methods(n_blocks_of: dict[int, list[int]], n_wires: int) -> dict[str, list[s
     out["noise_unaware"] = ["search.noise_aware=false", 'search.layout="default"']
     out["noise_aware"] = []
     return out
-
-
-@contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on `path` (created if missing) for the block: one build at a time runs a cell."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
 
 
 def run_cell(

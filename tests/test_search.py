@@ -187,10 +187,44 @@ def test_runs_sharing_a_supercircuit_share_its_finetuning(uninterrupted, tmp_pat
         config = load_config(CONFIG, [f"device={device}"])
         runs.append(run_search(config, run, workers=0, progress=False, finetune_dir=shared).best)
         if device == "fake_quito":
-            first = {p.name: p.stat().st_mtime_ns for p in shared.iterdir()}
+            first = {p.name: p.stat().st_mtime_ns for p in shared.glob("*.pt")}
     sc = SuperCircuit(load_space("u3cu3"), 4, max_blocks=2)
     archs = [{sc.canonical(f["arch"]) for f in best["finalists"]} for best in runs]
     assert archs[0] & archs[1], "the two runs have no finalist in common; the test shows nothing"
-    files = {p.name: p.stat().st_mtime_ns for p in shared.iterdir()}
+    files = {p.name: p.stat().st_mtime_ns for p in shared.glob("*.pt")}
     assert len(files) == len(archs[0] | archs[1])
     assert all(files[name] == mtime for name, mtime in first.items())
+
+
+def test_concurrent_runs_sharing_a_finetune_folder_train_each_circuit_once(uninterrupted, tmp_path):
+    # Two processes fine-tune the same finalists into one folder at the same time: each
+    # common circuit is trained by one of them while the other waits, then loads it.
+    shared = tmp_path / "finetuned"
+    code = (
+        "import sys, shutil; from pathlib import Path;"
+        "from qnas.config import load_config; from qnas.pipeline import run_search; from qnas.results import RunDir;"
+        "run = RunDir(sys.argv[2]); run.path.mkdir(); shutil.copy(sys.argv[3], run.checkpoint);"
+        "config = load_config(sys.argv[4], [f'device={sys.argv[1]}', 'finetune.epochs=40']);"
+        "run_search(config, run, workers=0, progress=False, finetune_dir=Path(sys.argv[5]))"
+    )
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                code,
+                device,
+                str(tmp_path / device),
+                str(uninterrupted / "supercircuit.pt"),
+                str(CONFIG),
+                str(shared),
+            ],
+            env=ENV,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for device in ("fake_quito", "fake_lima")
+    ]
+    errors = [p.communicate(timeout=240)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    assert list(shared.glob("*.pt")) and not list(shared.glob("*.tmp"))
