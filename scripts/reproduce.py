@@ -236,7 +236,7 @@ def main() -> None:
     base_name, devices = TABLES[args.table]
     base = ROOT / base_name
     out = args.out / args.table
-    probe = load_config(base)
+    probe = load_config(base, [f"device={(args.devices or devices)[0]}"])
     from qnas.pipeline import check_config
 
     _, sc = check_config(probe)
