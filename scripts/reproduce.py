@@ -6,15 +6,16 @@
 A cell is one (table, device, method, seed): a full `qnas search` run directory under
 OUT/TABLE/cells/. Its row of figures is appended to docs/cells/TABLE.jsonl, which is
 committed: a cell with a row there is not run again, so a table can be built over
-several sessions and machines (delete a row to redo its cell). One SuperCircuit per
+several sessions and machines. Deleting a row runs its cell again: from scratch when its
+run directory under OUT is gone, else finishing or re-reading that directory. One SuperCircuit per
 (task, space, seed) serves every device and every searching method; each human baseline
 is trained alone once per seed; fine-tuned circuits are shared between cells through
 OUT/TABLE/finetuned/ (fine-tuning is noiseless, so it does not depend on the device). The figures are
 the chosen circuit's test-set scores after fine-tuning, noiseless and on the device's
 noise model (exact density matrices, readout error included), from the run's best.json,
 and "deployed": the same circuit run through `qnas deploy`'s path (SamplerV2 on the fake
-backend, the runtime's local mode: Aer with the backend's noise, DEPLOY_SHOTS shots per
-sample), so the tables do not rest on the search's own scorer alone.
+backend, the runtime's local mode: Aer with the backend's noise, DEPLOY_SHOTS seeded shots
+per sample), so the tables do not rest on the search's own scorer alone.
 The table (mean and spread over seeds) and, per device, how the noise-aware search
 compares with each other method seed by seed are printed as markdown and written to
 OUT/TABLE/TABLE.md.
