@@ -70,6 +70,9 @@ class SearchConfig(_Strict):
     valid_samples: int = Field(300, gt=0)
     optimization_level: int = Field(2, ge=0, le=3)
     shots: int | None = Field(None, gt=0)
+    idle_noise: bool = Field(
+        True, description="schedule the transpiled circuit (ALAP) and let idle qubits relax (T1, T2)"
+    )
     expressibility_samples: int = Field(1000, gt=0)
     max_active_qubits: int = Field(
         8,
