@@ -9,6 +9,8 @@ and a resumed search finds every finished evaluation here and repeats none.
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -35,7 +37,38 @@ def open_storage(url_or_path: str | Path) -> optuna.storages.BaseStorage | str:
         return _rdb_storage(text)
     Path(text).parent.mkdir(parents=True, exist_ok=True)
     lock = optuna.storages.journal.JournalFileOpenLock(text)
+    # Under the writers' lock, so a record another process is appending is never taken for a torn one.
+    lock.acquire()
+    try:
+        cut = cut_partial_record(Path(text))
+    finally:
+        lock.release()
+    if cut is not None:
+        print(
+            f"qnas: {text} ended in a partial record ({cut[0]} bytes, from an interrupted "
+            f"write); cut it, the {cut[1]} complete records before it are kept",
+            file=sys.stderr,
+        )
     return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(text, lock_obj=lock))
+
+
+def cut_partial_record(journal: Path) -> tuple[int, int] | None:
+    """Return (bytes cut, complete records kept) after cutting a torn last record off `journal`; None if whole.
+
+    A crash while appending leaves the last record without its newline. Optuna skips it on
+    reading but appends the next record after it, which joins the two into one line no
+    reader can parse, so the journal would be unreadable from then on.
+    """
+    if not journal.exists():
+        return None
+    data = journal.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return None
+    end = data.rfind(b"\n") + 1
+    with journal.open("rb+") as f:
+        f.truncate(end)
+        os.fsync(f.fileno())
+    return len(data) - end, data.count(b"\n", 0, end)
 
 
 def _rdb_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
