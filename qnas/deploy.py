@@ -1,8 +1,10 @@
 """Running a chosen candidate on a device through qiskit-ibm-runtime, resumably.
 
-A deploy measures the candidate with the runtime's SamplerV2: the classification test
-set as one PUB per batch (the circuit with a 2-D array of per-sample input values), or
-the VQE energy as one PUB per measurement basis. Fake backends run in the runtime's
+A deploy measures the candidate with the runtime's SamplerV2, exactly as the noisy score
+simulates it: the ansatz transpiled once (scheduled when the run scores idle noise),
+each of the task's measurement bases appended after routing; a job per batch of test
+samples, holding one PUB per basis (the circuit with a 2-D array of per-sample input
+values; a VQE has one job, one PUB per basis). Fake backends run in the runtime's
 local testing mode (on qiskit-aer with the backend's noise), so tests take the same path
 as a real device. Every job is recorded in RUN/deploy/<device>-<trial>/jobs.jsonl as it
 is submitted and again when its counts arrive; running the same deploy again skips the
@@ -22,41 +24,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from qiskit import ClassicalRegister, QuantumCircuit
 from tqdm.auto import tqdm
 
-from qnas import noise
 from qnas.config import Config
 from qnas.devices import Device, get_device
-from qnas.evaluate import CandidateEvaluator
+from qnas.evaluate import CandidateEvaluator, input_values
 from qnas.pipeline import load_candidate
 from qnas.results import RunDir
 from qnas.search.genome import Genome
 from qnas.supercircuit import SuperCircuit
-from qnas.tasks import ClassificationTask
+from qnas.tasks import Task
+from qnas.tasks.base import Samples
+from qnas.transpiled import MEASURED, transpile_candidate
 
-# The classical register every deployed circuit is measured into: bit i holds logical qubit i.
-_CREG = "meas"
 # Multinomial resamples of the measured counts behind the shot-noise standard errors.
 _BOOTSTRAP = 400
-
-
-def device_circuit(
-    circuit: QuantumCircuit, device: Device, layout: tuple[int, ...], optimization_level: int, seed: int
-) -> QuantumCircuit:
-    """Return `circuit` transpiled for `device` on `layout` (empty: qiskit's), logical qubit i measured into bit i.
-
-    The transpilation is the one `noise.transpile_candidate` scores (same arguments, no
-    measurements), so the device runs the very circuit the prediction simulated; the
-    measurements go on after routing, on the physical qubits the logical ones end on.
-    """
-    transpiled = noise.transpile_on_device(circuit, device, layout, optimization_level, seed)
-    final = transpiled.layout.final_index_layout(filter_ancillas=True)
-    register = ClassicalRegister(circuit.num_qubits, _CREG)
-    transpiled.add_register(register)
-    transpiled.measure(final, register)
-    return transpiled
 
 
 def deploy(
@@ -86,25 +68,35 @@ def deploy(
     target = get_device(device)
     layout = genome.layout if device == config.device else ()
     sub = sc.subcircuit(genome.arch)
-    logical = sub.to_qiskit(bound=True, encoder=task.encoder, n_inputs=task.n_inputs)
-    level, seed = config.search.optimization_level, config.seed
-    if isinstance(task, ClassificationTask):
-        x, y = task.inputs("test", limit)
-        circuit = device_circuit(logical, target, layout, level, seed)
-        values = x.numpy().astype(np.float64)[:, [p.index for p in circuit.parameters]]
-        # One PUB per job: the circuit with a 2-D array, one row of input values per sample.
-        batches = [
-            _Batch([(circuit, values[start : start + batch_size])], [start, min(start + batch_size, len(x))])
-            for start in range(0, len(x), batch_size)
-        ]
-    else:
-        bases = task.measurement_bases()
-        # Bases list qubit 0 first; basis_rotation reads labels in qiskit's order.
-        circuits = [
-            device_circuit(noise.basis_rotation(logical, basis[::-1]), target, layout, level, seed)
-            for basis in bases
-        ]
-        batches = [_Batch([(c,) for c in circuits])]
+    search, seed = config.search, config.seed
+    candidate = transpile_candidate(
+        sub.to_qiskit(bound=True, encoder=task.encoder, n_inputs=task.n_inputs),
+        target,
+        layout or None,
+        search.optimization_level,
+        seed,
+        search.idle_noise,
+    )
+    # The very circuits the noisy score simulates: one placed ansatz, each basis appended after routing.
+    circuits = [
+        c.measured_device_circuit(target) for c in task.measurement_circuits(candidate, target).values()
+    ]
+    bases = task.measurement_bases()
+    samples = task.samples(task.final_split, limit)
+    x = task.features(samples)
+    # One job per batch of samples, one PUB per basis: the circuit with a 2-D array, one row
+    # of input values per sample (a circuit without inputs: the circuit alone).
+    batches = [
+        _Batch(
+            [
+                (c, input_values(c, x[start : start + batch_size])) if c.num_parameters else (c,)
+                for c in circuits
+            ],
+            None if samples is None else [start, min(start + batch_size, len(x))],
+        )
+        for start in range(0, len(x), batch_size)
+    ]
+    n_samples = None if samples is None else len(x)
     plan = {
         "trial": str(trial),
         "device": device,
@@ -114,24 +106,21 @@ def deploy(
         "shots": shots,
         "seed": seed,
         "batch_size": batch_size,
-        "n_samples": len(x) if isinstance(task, ClassificationTask) else None,
+        "n_samples": n_samples,
+        "idle_noise": search.idle_noise,
         "circuit_sha256": sub.digest(task.name),
     }
     folder = run.path / "deploy" / f"{_slug(device)}-{trial}"
     _check_plan(folder, plan)
     jobs = JobLog(folder / "jobs.jsonl")
     counts = _run_batches(target, jobs, batches, shots, seed, progress, on_batch)
-    deployed = Genome(layout, genome.arch)
-    if isinstance(task, ClassificationTask):
-        probs = np.concatenate([_probabilities(c[0], task.n_wires) for c in counts])
-        result = _classification_summary(task, probs, y, shots, seed)
-        predicted = _predicted(config, sc, deployed, device, (x, y))
-        result["predicted"] = {k: predicted[k] for k in ("accuracy", "loss")}
-    else:
-        probs_by_basis = {basis: _probabilities(counts[0][i], task.n_wires) for i, basis in enumerate(bases)}
-        result = _vqe_summary(task, probs_by_basis, shots, seed)
-        predicted = _predicted(config, sc, deployed, device, None)
-        result["predicted"] = {"energy": predicted["energy"]}
+    probs_by_basis = {
+        basis: np.concatenate([_probabilities(batch[i], task.n_wires) for batch in counts])
+        for i, basis in enumerate(bases)
+    }
+    result = _measured_summary(task, probs_by_basis, samples, shots, seed)
+    predicted = _predicted(config, sc, Genome(layout, genome.arch), device, samples)
+    result["predicted"] = {k: predicted[k] for k in task.metric_names}
     summary = {
         **plan,
         "backend": str(target.backend.name),
@@ -294,7 +283,7 @@ def _run_batches(
 
 def _pub_counts(pub_result) -> list[dict[str, int]]:
     """Return the counts of each parameter row of a SamplerV2 PUB result (bit i = logical qubit i)."""
-    bits = getattr(pub_result.data, _CREG)
+    bits = getattr(pub_result.data, MEASURED)
     if bits.ndim == 0:
         return [bits.get_counts()]
     return [bits.get_counts(loc=i) for i in range(bits.shape[0])]
@@ -317,42 +306,29 @@ def _resampled(probs: np.ndarray, shots: int, seed: int) -> np.ndarray:
     return draws / shots
 
 
-def _classification_summary(
-    task: ClassificationTask, probs: np.ndarray, y: torch.Tensor, shots: int, seed: int
+def _measured_summary(
+    task: Task, probs_by_basis: dict[str, np.ndarray], samples: Samples, shots: int, seed: int
 ) -> dict[str, Any]:
-    """Return the measured accuracy and loss with their standard errors.
+    """Return the measured metrics with the shot-noise standard error of the task's metric.
 
-    Two errors answer two questions. The shot-noise error (the spread of the accuracy
-    over multinomial resamples of every sample's counts) is how far the measurement can
-    stray from the device's exact outcome probabilities on these samples, so it is the
-    yardstick for measured against predicted. The sampling error sqrt(p(1-p)/n) is how
-    far the accuracy on n test samples can stray from the accuracy on unseen data.
+    Two errors answer two questions. The shot-noise error (the spread of the metric over
+    multinomial resamples of every measured distribution) is how far the measurement can
+    stray from the device's exact outcome probabilities, so it is the yardstick for
+    measured against predicted. The sampling error (where the task has one, e.g. the
+    accuracy's sqrt(p(1-p)/n)) is how far a metric on n test samples can stray from its
+    value on unseen data.
     """
-    measured = task.metrics_from_z(noise.z_expectations(probs, task.n_wires), y)
+    measured = task.metrics_from_probabilities(probs_by_basis, samples)
+    draws = {b: _resampled(p, shots, seed + i) for i, (b, p) in enumerate(probs_by_basis.items())}
     resampled = [
-        task.metrics_from_z(noise.z_expectations(p, task.n_wires), y)["accuracy"]
-        for p in _resampled(probs, shots, seed)
+        task.metrics_from_probabilities({b: d[r] for b, d in draws.items()}, samples)[task.metric]
+        for r in range(_BOOTSTRAP)
     ]
-    p, n = measured["accuracy"], len(y)
-    return {
-        "measured": measured,
-        "shot_noise_se": float(np.std(resampled, ddof=1)),
-        "sampling_se": float(np.sqrt(p * (1 - p) / n)),
-    }
-
-
-def _vqe_summary(task, probs_by_basis: dict[str, np.ndarray], shots: int, seed: int) -> dict[str, Any]:
-    """Return the measured energy with its shot-noise standard error, beside the exact ground energy."""
-    energy = task.energy_from_probabilities({b: p[0] for b, p in probs_by_basis.items()})
-    draws = {b: _resampled(p, shots, seed + i)[:, 0] for i, (b, p) in enumerate(probs_by_basis.items())}
-    resampled = [
-        task.energy_from_probabilities({b: d[r] for b, d in draws.items()}) for r in range(_BOOTSTRAP)
-    ]
-    return {
-        "measured": {"energy": energy},
-        "shot_noise_se": float(np.std(resampled, ddof=1)),
-        "exact_energy": task.exact_energy,
-    }
+    out = {"measured": measured, "shot_noise_se": float(np.std(resampled, ddof=1))}
+    sampling = task.sampling_error(measured, None if samples is None else len(task.features(samples)))
+    if sampling is not None:
+        out["sampling_se"] = sampling
+    return out
 
 
 def _predicted(
@@ -360,18 +336,16 @@ def _predicted(
     sc: SuperCircuit,
     genome: Genome,
     device: str,
-    test: tuple[torch.Tensor, torch.Tensor] | None,
+    samples: Samples,
 ) -> dict[str, Any]:
-    """Return the noisy simulation's scores of `genome` on `device` (exact probabilities), on `test` if given."""
+    """Return the noisy simulation's scores of `genome` on `device` (exact probabilities) on `samples`."""
     predict = config.model_copy(deep=True)
     predict.device = device
     predict.search.noise_aware = True
     predict.search.shots = None
     # Only the task metric is wanted: expressibility and the like are not measured.
     predict.search.objectives = ["loss"]
-    if test is not None:
-        predict.search.valid_samples = len(test[0])
-    return CandidateEvaluator(predict.model_dump(), sc.weights.detach().clone(), test).evaluate(genome)
+    return CandidateEvaluator(predict.model_dump(), sc.weights.detach().clone(), samples).evaluate(genome)
 
 
 def summary_text(summary: dict[str, Any]) -> str:
@@ -388,7 +362,7 @@ def summary_text(summary: dict[str, Any]) -> str:
         lines.append(
             f"sampling error of the test {metric} over {summary['n_samples']} samples: ± {summary['sampling_se']:.4f}"
         )
-    if "exact_energy" in summary:
-        lines.append(f"exact ground energy: {summary['exact_energy']:.4f}")
+    if "exact_energy" in summary["measured"]:
+        lines.append(f"exact ground energy: {summary['measured']['exact_energy']:.4f}")
     lines.append(f"jobs: {summary['jobs']}")
     return "\n".join(lines)

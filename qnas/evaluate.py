@@ -14,14 +14,18 @@ from typing import Any
 
 import numpy as np
 import torch
+from qiskit import QuantumCircuit
 
-from qnas import metrics, noise
+from qnas import metrics
 from qnas.config import Config
-from qnas.devices import get_device
+from qnas.devices import Device, get_device
+from qnas.noise import noisy_probabilities
 from qnas.search.genome import Genome
 from qnas.space import load_space
-from qnas.supercircuit import Subcircuit, SuperCircuit
-from qnas.tasks import ClassificationTask, Task, task_from_config
+from qnas.supercircuit import SuperCircuit
+from qnas.tasks import Task, task_from_config
+from qnas.tasks.base import Samples
+from qnas.transpiled import TranspiledCandidate, transpile_candidate
 
 
 def build_supercircuit(config: Config, n_wires: int) -> SuperCircuit:
@@ -32,18 +36,18 @@ def build_supercircuit(config: Config, n_wires: int) -> SuperCircuit:
 class CandidateEvaluator:
     """Scores genomes of one SuperCircuit on one device; built once per worker."""
 
-    def __init__(
-        self, config: dict, weights: torch.Tensor, valid: tuple[torch.Tensor, torch.Tensor] | None = None
-    ) -> None:
+    def __init__(self, config: dict, weights: torch.Tensor, samples: Samples = None) -> None:
         self.config = Config.model_validate(config)
+        self.search = self.config.search
         self.task: Task = task_from_config(self.config)
-        if valid is not None and isinstance(self.task, ClassificationTask):
-            self.task.splits["valid"] = valid
+        # The samples scored: given once per worker, or the first valid_samples of the split.
+        self.samples = (
+            samples if samples is not None else self.task.samples("valid", self.search.valid_samples)
+        )
         self.supercircuit = build_supercircuit(self.config, self.task.n_wires)
         with torch.no_grad():
             self.supercircuit.weights.copy_(weights)
         self.device = get_device(self.config.device)
-        self.search = self.config.search
 
     def evaluate(self, genome: Genome) -> dict[str, Any]:
         """All objectives and cost figures of `genome`, with the seconds each part took."""
@@ -53,9 +57,13 @@ class CandidateEvaluator:
             "n_params": sub.n_params,
             **{f"logical_{k}": v for k, v in sub.n_gates().items()},
         }
-        circuit = sub.to_qiskit(bound=True, encoder=self.task.encoder, n_inputs=self.task.n_inputs)
-        candidate = noise.transpile_candidate(
-            circuit, self.device, genome.layout or None, self.search.optimization_level, seed=self.config.seed
+        candidate = transpile_candidate(
+            sub.to_qiskit(bound=True, encoder=self.task.encoder, n_inputs=self.task.n_inputs),
+            self.device,
+            genome.layout or None,
+            self.search.optimization_level,
+            seed=self.config.seed,
+            idle_noise=self.search.idle_noise,
         )
         if len(candidate.active_qubits) > self.search.max_active_qubits:
             raise ValueError(
@@ -70,7 +78,14 @@ class CandidateEvaluator:
             final_layout=list(candidate.final_layout),
         )
         t1 = time.perf_counter()
-        out.update(self._task_metrics(sub, circuit, candidate, genome))
+        if self.search.noise_aware:
+            out.update(
+                noisy_metrics(
+                    self.task, candidate, self.device, self.samples, self.search.shots, self.config.seed
+                )
+            )
+        else:
+            out.update(self.task.noiseless_metrics(sub, self.samples))
         t2 = time.perf_counter()
         if "expressibility" in self.search.objectives:
             out["expressibility"] = metrics.expressibility(
@@ -83,45 +98,35 @@ class CandidateEvaluator:
         out.update(seconds_transpile=t1 - t0, seconds_score=t2 - t1, seconds_total=time.perf_counter() - t0)
         return out
 
-    def _task_metrics(self, sub: Subcircuit, circuit, candidate, genome: Genome) -> dict[str, float]:
-        noiseless = not self.search.noise_aware
-        if isinstance(self.task, ClassificationTask):
-            x, y = self.task.inputs("valid", self.search.valid_samples)
-            if noiseless:
-                return self.task.evaluate(sub, "valid", self.search.valid_samples)
-            values = _input_columns(candidate.circuit, x.numpy())
-            probs = noise.noisy_probabilities(
-                candidate, self.device, values, shots=self.search.shots, seed=self.config.seed
-            )
-            return self.task.metrics_from_z(noise.z_expectations(probs, self.task.n_wires), y)
-        if noiseless:
-            result = self.task.evaluate(sub)
-            return {"loss": result["energy"], "energy": result["energy"]}
-        probs_by_basis = {}
-        for basis in self.task.measurement_bases():
-            measured = noise.transpile_candidate(
-                noise.basis_rotation(circuit, basis[::-1]),  # qiskit's labels put qubit 0 last
-                self.device,
-                genome.layout or None,
-                self.search.optimization_level,
-                seed=self.config.seed,
-            )
-            probs_by_basis[basis] = noise.noisy_probabilities(
-                measured, self.device, None, shots=self.search.shots, seed=self.config.seed
-            )[0]
-        energy = self.task.energy_from_probabilities(probs_by_basis)
-        return {"loss": energy, "energy": energy}
+
+def input_values(circuit: QuantumCircuit, x: torch.Tensor) -> np.ndarray:
+    """Return the per-sample values (N, n_params) of a circuit's input Parameters (qiskit's order), read from features."""
+    return x.double().numpy()[:, [p.index for p in circuit.parameters]]
 
 
-def _input_columns(circuit, x: np.ndarray) -> np.ndarray:
-    """Per-sample values of the circuit's parameters (qiskit's order), read from the features."""
-    columns = [p.index for p in circuit.parameters]
-    return x[:, columns]
+def noisy_metrics(
+    task: Task,
+    candidate: TranspiledCandidate,
+    device: Device,
+    samples: Samples,
+    shots: int | None = None,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Return the task's metrics of a bound candidate on `samples`, from its noisy probabilities in every basis."""
+    x = task.features(samples)
+    probs = {
+        basis: noisy_probabilities(
+            measured, device, input_values(measured.circuit, x), shots=shots, seed=seed
+        )
+        for basis, measured in task.measurement_circuits(candidate, device).items()
+    }
+    return task.metrics_from_probabilities(probs, samples)
 
 
 def evaluator_payload(config: Config, supercircuit: SuperCircuit, task: Task) -> dict[str, Any]:
-    """What each worker receives once: the config, the shared weights and the validation data."""
-    valid = None
-    if isinstance(task, ClassificationTask):
-        valid = task.inputs("valid", config.search.valid_samples)
-    return {"config": config.model_dump(), "weights": supercircuit.weights.detach().clone(), "valid": valid}
+    """What each worker receives once: the config, the shared weights and the validation samples."""
+    return {
+        "config": config.model_dump(),
+        "weights": supercircuit.weights.detach().clone(),
+        "samples": task.samples("valid", config.search.valid_samples),
+    }

@@ -8,9 +8,9 @@ from pathlib import Path
 from qiskit import QuantumCircuit, qasm2, qasm3
 
 from qnas.devices import Device
-from qnas.noise import transpile_on_device
 from qnas.supercircuit import Subcircuit
 from qnas.tasks import Task
+from qnas.transpiled import transpile_on_device
 
 FORMATS = ("qasm2", "qasm3")
 

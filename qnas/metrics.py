@@ -145,12 +145,5 @@ def entangling_capability(circuit: Circuit, n_samples: int = 2000, seed: int = 0
     return float(meyer_wallach(sample_states(circuit, n_samples, seed)).mean())
 
 
-def parameter_count(circuit: Circuit) -> int:
-    """Return the number of free angles: Parameters of a QuantumCircuit, active weights of a Subcircuit."""
-    if isinstance(circuit, QuantumCircuit):
-        return circuit.num_parameters
-    return len(set(circuit.parameter_indices()))
-
-
 def _n_qubits(states: Any) -> int:
     return int(states.shape[1]).bit_length() - 1

@@ -25,17 +25,12 @@ from typing import Literal
 
 import torch
 
-from qnas.gradients import (
-    Executor,
-    FinetuneSettings,
-    GradientEngine,
-    finetune_with,
-    parameters_of,
-    with_parameters,
-)
+from qnas.executors import Executor, parameters_of, with_parameters
+from qnas.gradients import GradientEngine, get_engine
 from qnas.sim import Layer
 from qnas.supercircuit import Subcircuit
 from qnas.tasks import Task
+from qnas.train import count_executions, optimize
 
 Granularity = Literal["angle", "gate"]
 _CONTROLLED_ROTATION = {"crx": (0,), "cry": (0,), "crz": (0,), "cu3": (0,)}
@@ -144,6 +139,8 @@ class PruneSettings:
     epochs: int = 10
     batch_size: int = 32
     lr: float = 2e-3
+    weight_decay: float = 0.0
+    warmup_epochs: int = 0
     initial_ratio: float = 0.05
     granularity: Granularity = "angle"
     seed: int = 0
@@ -168,23 +165,30 @@ def iterative_prune(
     Each epoch prunes up to the scheduled ratio, then fine-tunes the unpruned angles for
     one epoch with `engine` through `executor` (noiseless or noise-aware).
     """
+    engine = get_engine(engine) if isinstance(engine, str) else engine
     sub = executor.sub
-    theta = parameters_of(sub)
-    pruned = torch.zeros(len(theta), dtype=torch.bool)
-    history = []
-    steps = task.n_batches(settings.batch_size)
-    for epoch, ratio in enumerate(ratio_schedule(target_ratio, settings.epochs, settings.initial_ratio)):
-        pruned = select_pruned(sub, theta, ratio, pruned, settings.granularity)
-        tune = FinetuneSettings(steps, settings.batch_size, settings.lr, settings.seed + epoch)
-        tuned, steps_log = finetune_with(engine, executor, task, tune, pruned=pruned, theta=theta)
-        theta = parameters_of(tuned)
-        history.append(
-            {
-                "epoch": epoch + 1,
-                "ratio": ratio,
-                "n_pruned": int(pruned.sum()),
-                "loss": sum(row["loss"] for row in steps_log) / len(steps_log),
-                "executions": steps_log[-1]["total_executions"],
-            }
-        )
-    return PruneResult(drop_pruned_gates(sub, theta, pruned), pruned, history)
+    param = torch.nn.Parameter(parameters_of(sub))
+    ratios = ratio_schedule(target_ratio, settings.epochs, settings.initial_ratio)
+    per_epoch = task.n_batches(settings.batch_size)
+    pruned = torch.zeros(len(param), dtype=torch.bool)
+    executions: list[int] = []
+    n_pruned: list[int] = []
+
+    def step(batch) -> float:
+        nonlocal pruned
+        if len(executions) % per_epoch == 0:
+            ratio = ratios[len(executions) // per_epoch]
+            pruned = select_pruned(sub, param.detach(), ratio, pruned, settings.granularity)
+            n_pruned.append(int(pruned.sum()))
+        with torch.no_grad():
+            param[pruned] = 0.0
+        result = engine.gradient(executor, param.detach(), batch, with_loss=True, active=~pruned)
+        param.grad = result.values * ~pruned
+        executions.append(result.n_executions)
+        return result.loss
+
+    history = optimize(param, task, settings, settings.seed, step, progress=False, desc="prune")
+    count_executions(history, executions, per_epoch)
+    for row, ratio, count in zip(history, ratios, n_pruned, strict=True):
+        row.update(ratio=ratio, n_pruned=count)
+    return PruneResult(drop_pruned_gates(sub, param.detach(), pruned), pruned, history)

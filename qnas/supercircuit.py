@@ -40,10 +40,6 @@ class Subcircuit:
     def n_params(self) -> int:
         return len(self.parameter_indices())
 
-    def key(self) -> tuple:
-        """Identifies the active circuit: genomes differing only in inactive blocks share it."""
-        return tuple((ly.gate, ly.wires) for ly in self.layers)
-
     def digest(self, *context: object) -> str:
         """Return the sha256 of what defines this circuit's state: `context`, genes and the angles it reads.
 

@@ -1,9 +1,13 @@
-"""SuperCircuit training and subcircuit fine-tuning (one subcircuit per step).
+"""The one training loop: SuperCircuit training and fine-tuning with any gradient engine.
 
 QuantumNAS trains the SuperCircuit by sampling one subcircuit per step and updating the
-shared weights it reads; Adam with weight decay, linear warm-up, then cosine decay.
-Checkpoints are written atomically after every epoch, so an interrupted run resumes
-where it stopped.
+shared weights it reads, with Adam and weight decay, a linear warm-up and then cosine
+decay. Fine-tuning a chosen subcircuit takes the same loop over its own angles, with
+the gradients of any engine (backprop, parameter shift, SPSA, finite differences)
+through any executor (noiseless, or the device's noisy simulation), so every engine
+gets the same optimizer, schedule and weight decay. Settings come from the config
+(`train` and `finetune` sections): one set of defaults. Checkpoints are written
+atomically after every epoch, so an interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -12,27 +16,33 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from qnas.executors import Executor, NoiselessExecutor, parameters_of
+from qnas.gradients import GradientEngine, get_engine
+from qnas.results import read_checkpoint
 from qnas.supercircuit import ArchSampler, SuperCircuit
 from qnas.tasks import Task
+from qnas.tasks.base import Batch
 
 
-@dataclass
-class TrainSettings:
-    epochs: int = 60
-    batch_size: int = 32
-    lr: float = 5e-3
-    weight_decay: float = 1e-4
-    warmup_epochs: int = 5
-    sampler: str = "restricted"
-    limit_diff: int = 4
-    seed: int = 0
+class LoopSettings(Protocol):
+    """What the loop reads of a config section (`TrainConfig`, `FinetuneConfig`)."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    warmup_epochs: int
+
+
+# One step: compute the loss of a batch and leave its gradient in the parameter's .grad.
+Step = Callable[[Batch], float]
 
 
 def _schedule(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
@@ -45,34 +55,36 @@ def _schedule(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
     return factor
 
 
-def train(
-    supercircuit: SuperCircuit,
+def optimize(
+    param: torch.nn.Parameter,
     task: Task,
-    settings: TrainSettings,
-    next_genes: Callable[[], tuple[int, ...]],
+    settings: LoopSettings,
+    seed: int,
+    step: Step,
     checkpoint: Path | None = None,
     state: dict | None = None,
     progress: bool = True,
     desc: str = "train",
 ) -> list[dict]:
-    """Train the shared weights, one subcircuit from `next_genes` per step; return per-epoch history.
+    """Run `settings.epochs` epochs of Adam on `param`, `step` giving each batch's gradient; return per-epoch history.
 
     With `checkpoint`, resumes from it when it exists and rewrites it after every epoch.
     `state` holds extra resumable state (e.g. the sampler's) as {"name": obj with
     state_dict/load_state_dict}.
     """
     state = state or {}
-    optimizer = torch.optim.Adam([supercircuit.weights], lr=settings.lr, weight_decay=settings.weight_decay)
+    optimizer = torch.optim.Adam([param], lr=settings.lr, weight_decay=settings.weight_decay)
     per_epoch = task.n_batches(settings.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _schedule(settings.warmup_epochs * per_epoch, settings.epochs * per_epoch)
     )
-    rng = np.random.default_rng(settings.seed)
+    rng = np.random.default_rng(seed)
     history: list[dict] = []
     start_epoch = 0
     if checkpoint is not None and checkpoint.exists():
-        saved = torch.load(checkpoint, weights_only=False)
-        supercircuit.load_state_dict(saved["model"])
+        saved = read_checkpoint(checkpoint)
+        with torch.no_grad():
+            param.copy_(saved["model"]["weights"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         rng.bit_generator.state = saved["rng"]
@@ -89,13 +101,10 @@ def train(
     for epoch in bar:
         t0, losses = time.perf_counter(), []
         for batch in task.batches(settings.batch_size, rng):
-            sub = supercircuit.subcircuit(next_genes())
-            loss = task.loss(sub, batch)
             optimizer.zero_grad()
-            loss.backward()
+            losses.append(step(batch))
             optimizer.step()
             scheduler.step()
-            losses.append(loss.item())
         history.append(
             {"epoch": epoch + 1, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - t0}
         )
@@ -103,7 +112,7 @@ def train(
         if checkpoint is not None:
             _save_atomic(
                 {
-                    "model": supercircuit.state_dict(),
+                    "model": {"weights": param.detach()},
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "rng": rng.bit_generator.state,
@@ -123,24 +132,47 @@ def _save_atomic(obj: dict, path: Path) -> None:
     tmp.replace(path)
 
 
+def train(
+    supercircuit: SuperCircuit,
+    task: Task,
+    settings: LoopSettings,
+    next_genes: Callable[[], tuple[int, ...]],
+    seed: int = 0,
+    checkpoint: Path | None = None,
+    state: dict | None = None,
+    progress: bool = True,
+    desc: str = "train",
+) -> list[dict]:
+    """Train the shared weights by backprop, one subcircuit from `next_genes` per step; return per-epoch history."""
+
+    def step(batch: Batch) -> float:
+        loss = task.loss(supercircuit.subcircuit(next_genes()), batch)
+        loss.backward()
+        return loss.item()
+
+    return optimize(supercircuit.weights, task, settings, seed, step, checkpoint, state, progress, desc)
+
+
 def train_supercircuit(
     supercircuit: SuperCircuit,
     task: Task,
-    settings: TrainSettings,
+    settings: LoopSettings,
+    sampler: str = "restricted",
+    limit_diff: int = 4,
+    seed: int = 0,
     checkpoint: Path | None = None,
     progress: bool = True,
 ) -> list[dict]:
-    """Train the SuperCircuit with sampled subcircuits (uniform or restricted); return the history."""
-    sampler = ArchSampler(
-        supercircuit.gene_choices, settings.sampler, settings.limit_diff, seed=settings.seed
-    )
+    """Train the SuperCircuit with sampled subcircuits (uniform, restricted or sandwich); return the history."""
+    arch_sampler = ArchSampler(supercircuit.gene_choices, sampler, limit_diff, seed=seed)
     return train(
         supercircuit,
         task,
         settings,
-        sampler.sample,
+        arch_sampler.sample,
+        seed,
         checkpoint,
-        {"sampler": sampler},
+        {"sampler": arch_sampler},
         progress,
         "supercircuit",
     )
@@ -150,41 +182,43 @@ def finetune(
     supercircuit: SuperCircuit,
     genes: tuple[int, ...],
     task: Task,
-    settings: TrainSettings,
+    settings: LoopSettings,
+    seed: int = 0,
+    engine: GradientEngine | str = "backprop",
+    executor_of: Callable[..., Executor] | None = None,
     checkpoint: Path | None = None,
     progress: bool = True,
 ) -> tuple[SuperCircuit, list[dict]]:
-    """Return a copy of the SuperCircuit whose subcircuit `genes` was trained alone from its inherited weights."""
-    tuned = copy.deepcopy(supercircuit)
-    genes = tuned.validate(genes)
-    history = train(tuned, task, settings, lambda: genes, checkpoint, None, progress, "finetune")
-    return tuned, history
+    """Return a copy of the SuperCircuit whose subcircuit `genes` was fine-tuned alone, and the history.
 
-
-def finetune_with_engine(
-    supercircuit: SuperCircuit,
-    genes: tuple[int, ...],
-    task: Task,
-    settings: TrainSettings,
-    engine: str = "backprop",
-    device=None,
-    layout=None,
-) -> tuple[SuperCircuit, list[dict]]:
-    """Return a copy of the SuperCircuit whose subcircuit `genes` was fine-tuned with a gradient engine.
-
-    With `device`, fine-tuning is noise-aware: the losses (and so the gradients) come from
-    the device's noisy simulation. The history counts the circuit executions spent.
+    `executor_of(sub)` builds the executor the engine works through (default: the
+    noiseless simulator; a `NoisyExecutor` makes fine-tuning noise-aware).
     """
-    from qnas.gradients import FinetuneSettings, NoiselessExecutor, NoisyExecutor, finetune_with
-
+    engine = get_engine(engine) if isinstance(engine, str) else engine
     tuned = copy.deepcopy(supercircuit)
     sub = tuned.subcircuit(tuned.validate(genes))
-    executor = NoiselessExecutor(sub, task) if device is None else NoisyExecutor(sub, task, device, layout)
-    steps = settings.epochs * task.n_batches(settings.batch_size)
-    result, history = finetune_with(
-        engine, executor, task, FinetuneSettings(steps, settings.batch_size, settings.lr, settings.seed)
-    )
-    idx = sub.parameter_indices()
+    executor = (executor_of or (lambda s: NoiselessExecutor(s, task)))(sub)
+    param = torch.nn.Parameter(parameters_of(sub))
+    executions: list[int] = []
+
+    def step(batch: Batch) -> float:
+        result = engine.gradient(executor, param.detach(), batch, with_loss=True)
+        param.grad = result.values
+        executions.append(result.n_executions)
+        return result.loss
+
+    history = optimize(param, task, settings, seed, step, checkpoint, None, progress, "finetune")
+    count_executions(history, executions, task.n_batches(settings.batch_size))
     with torch.no_grad():
-        tuned.weights[idx] = result.weights[idx].to(tuned.weights.dtype)
+        tuned.weights[sub.parameter_indices()] = param.detach().to(tuned.weights.dtype)
     return tuned, history
+
+
+def count_executions(history: list[dict], executions: list[int], per_epoch: int) -> None:
+    """Add each epoch's circuit executions and their running total to the history rows this call ran."""
+    n_run = len(executions) // max(per_epoch, 1)
+    total = 0
+    for i, row in enumerate(history[len(history) - n_run :]):
+        spent = sum(executions[i * per_epoch : (i + 1) * per_epoch])
+        total += spent
+        row.update(executions=spent, total_executions=total)

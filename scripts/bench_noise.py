@@ -21,10 +21,11 @@ from qiskit_aer import AerSimulator
 
 from qnas.devices import get_device
 from qnas.metrics import expressibility
-from qnas.noise import noisy_probabilities, transpile_candidate
+from qnas.noise import noisy_probabilities
 from qnas.space import load_space
 from qnas.supercircuit import SuperCircuit
 from qnas.tasks.classification import encoder_4x4_ryzxy
+from qnas.transpiled import transpile_candidate
 
 
 def digits4_supercircuit(n_blocks: int = 2, seed: int = 0) -> SuperCircuit:

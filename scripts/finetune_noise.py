@@ -1,6 +1,6 @@
 """Noise-aware against noiseless fine-tuning of a run's best circuit, scored on the noisy device.
 
-    python scripts/finetune_noise.py RUN [--steps 30] [--batch-size 16] [--lr 0.01]
+    python scripts/finetune_noise.py RUN [--epochs 1] [--batch-size 16] [--lr 0.01]
 
 Starts from the run's fine-tuned best (best.pt) and takes the same number of
 parameter-shift steps twice: through the noiseless simulator and through the device's
@@ -11,45 +11,54 @@ each, scored on the device's noise model, and the circuit executions spent.
 from __future__ import annotations
 
 import argparse
-import copy
 import time
 
 import torch
 
 from qnas.devices import get_device
-from qnas.gradients import FinetuneSettings, NoiselessExecutor, NoisyExecutor, finetune_with
+from qnas.executors import NoiselessExecutor, NoisyExecutor
 from qnas.pipeline import load_candidate, score_genome
 from qnas.results import RunDir
+from qnas.train import finetune
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run")
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=0.01)
     args = parser.parse_args()
     torch.set_num_threads(1)
     config, task, sc, genome = load_candidate(RunDir(args.run), "best")
     device = get_device(config.device)
-    sub = sc.subcircuit(genome.arch)
     start = score_genome(config, task, sc, genome, "test", True)
     print(f"start, {config.device}: noisy test accuracy {start['accuracy']:.3f}, loss {start['loss']:.3f}")
+    search = config.search
     executors = {
-        "noiseless": NoiselessExecutor(sub, task),
-        "noise-aware": NoisyExecutor(sub, task, device, genome.layout or None),
+        "noiseless": lambda sub: NoiselessExecutor(sub, task),
+        "noise-aware": lambda sub: NoisyExecutor(
+            sub,
+            task,
+            device,
+            genome.layout or None,
+            search.optimization_level,
+            search.shots,
+            config.seed,
+            idle_noise=search.idle_noise,
+        ),
     }
-    settings = FinetuneSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=config.seed)
-    for name, executor in executors.items():
+    settings = config.finetune.model_copy(
+        update={"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "warmup_epochs": 0}
+    )
+    for name, executor_of in executors.items():
         t0 = time.perf_counter()
-        tuned_sub, history = finetune_with("parameter_shift", executor, task, settings)
-        tuned = copy.deepcopy(sc)
-        idx = sub.parameter_indices()
-        with torch.no_grad():
-            tuned.weights[idx] = tuned_sub.weights[idx].to(tuned.weights.dtype)
+        tuned, history = finetune(
+            sc, genome.arch, task, settings, config.seed, "parameter_shift", executor_of, progress=False
+        )
         scores = score_genome(config, task, tuned, genome, "test", True)
         print(
-            f"{name:12s} {args.steps} parameter-shift steps, {history[-1]['total_executions']} executions, "
+            f"{name:12s} {args.epochs} epoch(s) of parameter shift, {history[-1]['total_executions']} executions, "
             f"{time.perf_counter() - t0:.0f} s: noisy test accuracy {scores['accuracy']:.3f}, loss {scores['loss']:.3f}"
         )
 

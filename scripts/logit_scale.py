@@ -18,7 +18,8 @@ import torch
 from qnas.space import load_space
 from qnas.supercircuit import SuperCircuit
 from qnas.tasks import get_task
-from qnas.train import TrainSettings, train
+from qnas.config import TrainConfig
+from qnas.train import train
 
 
 def trained_alone(scale: float, blocks: int, seed: int, epochs: int, lr: float) -> tuple[float, float]:
@@ -26,7 +27,7 @@ def trained_alone(scale: float, blocks: int, seed: int, epochs: int, lr: float) 
     task = get_task("digits4", seed=seed, logit_scale=scale)
     sc = SuperCircuit(load_space("u3cu3"), task.n_wires, max_blocks=8, seed=seed)
     genes = sc.space.fixed_blocks(blocks, task.n_wires, 8)
-    train(sc, task, TrainSettings(epochs=epochs, lr=lr, seed=seed), lambda: genes, progress=False)
+    train(sc, task, TrainConfig(epochs=epochs, lr=lr), lambda: genes, seed, progress=False)
     sub = sc.subcircuit(genes)
     return task.evaluate(sub, "test")["accuracy"], task.evaluate(sub, "valid")["accuracy"]
 

@@ -19,13 +19,15 @@ import time
 import pandas as pd
 import torch
 
+from qnas import executors as X
 from qnas import gradients as G
 from qnas.devices import get_device
 from qnas.prune import PruneSettings, iterative_prune
 from qnas.space import load_space
 from qnas.supercircuit import Subcircuit, SuperCircuit
 from qnas.tasks import ClassificationTask, get_task
-from qnas.train import TrainSettings, train
+from qnas.config import TrainConfig
+from qnas.train import train
 
 RATIOS = (0.0, 0.1, 0.2, 0.3, 0.5)
 
@@ -34,8 +36,8 @@ def trained_circuit(task: ClassificationTask, epochs: int, seed: int) -> Subcirc
     """Return the 4-block u3cu3 circuit trained alone (the genes never change)."""
     sc = SuperCircuit(load_space("u3cu3"), task.n_wires, max_blocks=4, seed=seed)
     genes = sc.largest()
-    settings = TrainSettings(epochs=epochs, batch_size=32, lr=0.02, warmup_epochs=5, seed=seed)
-    train(sc, task, settings, lambda: genes, progress=False, desc="u3cu3x4")
+    settings = TrainConfig(epochs=epochs, batch_size=32, lr=0.02, warmup_epochs=5)
+    train(sc, task, settings, lambda: genes, seed, progress=False, desc="u3cu3x4")
     return sc.subcircuit(genes)
 
 
@@ -60,17 +62,17 @@ def prune_table(
     for granularity in ("angle", "gate"):
         for ratio in RATIOS:
             settings = PruneSettings(epochs=prune_epochs, lr=lr, granularity=granularity, seed=seed)
-            result = iterative_prune(G.NoiselessExecutor(sub, task), task, ratio, settings)
+            result = iterative_prune(X.NoiselessExecutor(sub, task), task, ratio, settings)
             rows.append(row(result.subcircuit, task, granularity=granularity, ratio=ratio))
     return pd.DataFrame(rows)
 
 
 def gradient_costs(sub: Subcircuit, task: ClassificationTask, repeats: int = 5) -> pd.DataFrame:
     """Return, for one gradient on 8 samples, each engine's circuit executions and median wall time."""
-    batch = task.inputs("train", 8)
-    theta = G.parameters_of(sub)
-    exact = G.NoiselessExecutor(sub, task)
-    noisy = G.NoisyExecutor(sub, task, get_device("fake_quito"))
+    batch = task.samples("train", 8)
+    theta = X.parameters_of(sub)
+    exact = X.NoiselessExecutor(sub, task)
+    noisy = X.NoisyExecutor(sub, task, get_device("fake_quito"))
     true = G.Backprop().gradient(exact, theta, batch).values
     engines = [
         ("backprop", G.Backprop(), exact),

@@ -1,16 +1,20 @@
 """Gradient engines against autograd on the real simulator, and what each gradient costs."""
 
+import dataclasses
 import math
 
 import pytest
 import torch
 
+from qnas import executors as X
 from qnas import gradients as G
+from qnas.config import FinetuneConfig
 from qnas.devices import get_device
 from qnas.sim import Layer
 from qnas.space import load_space
 from qnas.supercircuit import Subcircuit, SuperCircuit
 from qnas.tasks import VQETask, get_task
+from qnas.train import finetune
 
 torch.set_num_threads(1)
 SPACES = ["u3cu3", "zzry", "rxyz", "zxxx", "ibm_basis"]
@@ -35,8 +39,8 @@ def largest(space: str, n_wires: int, blocks: int, seed: int = 1) -> Subcircuit:
 
 
 def assert_exact_engines(sub: Subcircuit, task, batch) -> None:
-    executor = G.NoiselessExecutor(sub, task, dtype=F64)
-    theta = G.parameters_of(sub)
+    executor = X.NoiselessExecutor(sub, task, dtype=F64)
+    theta = X.parameters_of(sub)
     true = G.Backprop().gradient(executor, theta, batch).values
     assert true.abs().max() > 1e-3  # a gradient worth comparing
     for engine in (G.ParameterShift(), G.FiniteDifference()):
@@ -46,7 +50,7 @@ def assert_exact_engines(sub: Subcircuit, task, batch) -> None:
 
 @pytest.mark.parametrize("space", SPACES)
 def test_shift_and_differences_equal_autograd_classification(space, digits4):
-    assert_exact_engines(largest(space, 4, 2), digits4, digits4.inputs("train", 2))
+    assert_exact_engines(largest(space, 4, 2), digits4, digits4.samples("train", 2))
 
 
 @pytest.mark.parametrize("space", SPACES)
@@ -73,12 +77,12 @@ def test_four_term_rule_is_exact_where_two_terms_are_not():
     layers = [Layer("h", ((0,),)), Layer("crx", ((0, 1),), "weight", ((0,),))]
     task = VQETask("crx", ["XI", "IZ"], [1.0, 1.0], exact_energy=0.0, hf_state=[0, 0])
     sub = Subcircuit((), 2, layers, torch.tensor([a], dtype=torch.float64))
-    executor = G.NoiselessExecutor(sub, task, dtype=F64)
+    executor = X.NoiselessExecutor(sub, task, dtype=F64)
     exact = -math.sin(a / 2) / 2 - math.sin(a) / 2
-    assert G.Backprop().gradient(executor, G.parameters_of(sub)).values.item() == pytest.approx(
+    assert G.Backprop().gradient(executor, X.parameters_of(sub)).values.item() == pytest.approx(
         exact, abs=1e-12
     )
-    four = G.ParameterShift().gradient(executor, G.parameters_of(sub))
+    four = G.ParameterShift().gradient(executor, X.parameters_of(sub))
     assert four.values.item() == pytest.approx(exact, abs=1e-12)
     assert four.n_executions == 1 + 4
     two = sum(c * executor(torch.tensor([[a + s]], dtype=torch.float64), None).item() for s, c in G.TWO_TERM)
@@ -87,8 +91,8 @@ def test_four_term_rule_is_exact_where_two_terms_are_not():
 
 def test_spsa_correlates_with_the_true_gradient(digits4):
     sub = largest("u3cu3", 4, 2)
-    executor = G.NoiselessExecutor(sub, digits4, dtype=F64)
-    theta, batch = G.parameters_of(sub), digits4.inputs("train", 4)
+    executor = X.NoiselessExecutor(sub, digits4, dtype=F64)
+    theta, batch = X.parameters_of(sub), digits4.samples("train", 4)
     true = G.Backprop().gradient(executor, theta, batch).values
     single = [G.SPSA(seed=s).gradient(executor, theta, batch).values for s in range(8)]
     cosines = torch.stack([torch.nn.functional.cosine_similarity(g, true, dim=0) for g in single])
@@ -101,8 +105,8 @@ def test_spsa_correlates_with_the_true_gradient(digits4):
 
 def test_execution_counts(digits4):
     sub = largest("u3cu3", 4, 1)  # 4 u3 (3 two-term angles), 4 cu3 (1 four-term + 2 two-term)
-    executor = G.NoiselessExecutor(sub, digits4)
-    theta, batch = G.parameters_of(sub), digits4.inputs("train", 8)
+    executor = X.NoiselessExecutor(sub, digits4)
+    theta, batch = X.parameters_of(sub), digits4.samples("train", 8)
     shift_terms = 4 * 3 * 2 + 4 * (4 + 2 + 2)
     assert G.ParameterShift().gradient(executor, theta, batch).n_executions == 8 * (1 + shift_terms)
     assert G.FiniteDifference().gradient(executor, theta, batch).n_executions == 8 * 2 * 24
@@ -113,8 +117,8 @@ def test_execution_counts(digits4):
 
 def test_gradient_pruning_skips_parameters_at_no_cost(digits4):
     sub = largest("zzry", 4, 2)
-    executor = G.NoiselessExecutor(sub, digits4)
-    theta, batch = G.parameters_of(sub), digits4.inputs("train", 4)
+    executor = X.NoiselessExecutor(sub, digits4)
+    theta, batch = X.parameters_of(sub), digits4.samples("train", 4)
     qoc = G.ProbabilisticGradientPruning(
         G.ParameterShift(), accumulation_window=1, pruning_window=2, ratio=0.5
     )
@@ -133,11 +137,11 @@ def test_gradient_pruning_skips_parameters_at_no_cost(digits4):
 def test_noisy_executor_matches_the_simulator_without_noise_and_shifts_stay_exact_with_it(digits4):
     sub = largest("u3cu3", 4, 1)
     device = get_device("fake_quito")
-    theta, batch = G.parameters_of(sub), digits4.inputs("train", 2)
+    theta, batch = X.parameters_of(sub), digits4.samples("train", 2)
     rows = torch.stack([theta, theta + 0.3])
-    ideal = G.NoisyExecutor(sub, digits4, device, noiseless=True).outputs(rows, batch)
-    assert torch.allclose(ideal, G.NoiselessExecutor(sub, digits4, dtype=F64).outputs(rows, batch), atol=1e-9)
-    noisy = G.NoisyExecutor(sub, digits4, device)
+    ideal = X.NoisyExecutor(sub, digits4, device, noiseless=True).outputs(rows, batch)
+    assert torch.allclose(ideal, X.NoiselessExecutor(sub, digits4, dtype=F64).outputs(rows, batch), atol=1e-9)
+    noisy = X.NoisyExecutor(sub, digits4, device)
     # Gate noise does not depend on the angles, so the shift rules stay exact under noise.
     shifted = G.ParameterShift().gradient(noisy, theta, batch)
     differences = G.FiniteDifference().gradient(noisy, theta, batch)
@@ -145,23 +149,71 @@ def test_noisy_executor_matches_the_simulator_without_noise_and_shifts_stay_exac
     assert shifted.n_executions == 2 * (1 + 4 * 3 * 2 + 4 * (4 + 2 + 2))
 
 
+def small_train(task, n: int):
+    """The task with only the first `n` training samples: a few fine-tuning steps per epoch."""
+    x, y = task.splits["train"]
+    return dataclasses.replace(task, splits={**task.splits, "train": (x[:n], y[:n])})
+
+
 def test_finetune_with_each_engine_lowers_the_loss(digits4):
-    sub = largest("u3cu3", 4, 1)
-    settings = G.FinetuneSettings(steps=12, batch_size=16, lr=0.05)
+    sc = SuperCircuit(load_space("u3cu3"), 4, max_blocks=1, seed=1)
+    genes, task = sc.largest(), small_train(digits4, 96)
+    settings = FinetuneConfig(epochs=4, batch_size=32, lr=0.05)
     for engine in ("backprop", "parameter_shift"):
-        tuned, history = G.finetune_with(engine, G.NoiselessExecutor(sub, digits4), digits4, settings)
-        assert digits4.evaluate(tuned, "train")["loss"] < digits4.evaluate(sub, "train")["loss"]
+        tuned, history = finetune(sc, genes, task, settings, engine=engine, progress=False)
+        assert (
+            task.evaluate(tuned.subcircuit(genes), "train")["loss"]
+            < task.evaluate(sc.subcircuit(genes), "train")["loss"]
+        )
         assert history[-1]["total_executions"] == sum(row["executions"] for row in history)
-    assert tuned.weights is not sub.weights
+    assert tuned.weights is not sc.weights
+
+
+def test_every_engine_takes_the_same_loop_warmup_schedule_and_weight_decay(digits4):
+    """Finite differences follow backprop's trajectory step for step: same optimizer, warm-up, cosine, decay.
+
+    The old engine path ran plain Adam (no warm-up, schedule or weight decay), so it drifted apart.
+    """
+    sc = SuperCircuit(load_space("u3cu3"), 4, max_blocks=1, seed=1)
+    genes, task = sc.largest(), small_train(digits4, 64)
+    settings = FinetuneConfig(epochs=3, batch_size=16, lr=0.05, weight_decay=0.05, warmup_epochs=1)
+    exact = lambda sub: X.NoiselessExecutor(sub, task, dtype=F64)  # noqa: E731
+    runs = {
+        engine: finetune(sc, genes, task, settings, 0, engine, exact, progress=False)[0]
+        for engine in ("backprop", "finite_difference")
+    }
+    a, b = (X.parameters_of(t.subcircuit(genes)) for t in runs.values())
+    assert torch.allclose(a, b, atol=1e-5)
+    plain = settings.model_copy(update={"weight_decay": 0.0, "warmup_epochs": 0})
+    other = X.parameters_of(
+        finetune(sc, genes, task, plain, 0, "backprop", exact, progress=False)[0].subcircuit(genes)
+    )
+    assert (other - a).abs().max() > 1e-3  # the settings matter, so the check above could fail
 
 
 def test_noise_aware_finetuning_runs_through_the_noisy_executor(digits4):
-    sub = largest("u3cu3", 4, 1)
-    noisy = G.NoisyExecutor(sub, digits4, get_device("fake_quito"))
-    settings = G.FinetuneSettings(steps=3, batch_size=4, lr=0.05)
-    _, history = G.finetune_with(G.SPSA(seed=1), noisy, digits4, settings)
-    assert [row["executions"] for row in history] == [4 * 3] * 3
-    assert noisy.n_executions == history[-1]["total_executions"]
+    sc = SuperCircuit(load_space("u3cu3"), 4, max_blocks=1, seed=1)
+    task = small_train(digits4, 12)
+    executors = []
+
+    def noisy(sub):
+        executors.append(X.NoisyExecutor(sub, task, get_device("fake_quito")))
+        return executors[-1]
+
+    settings = FinetuneConfig(epochs=1, batch_size=4, lr=0.05)
+    _, history = finetune(sc, sc.largest(), task, settings, 0, G.SPSA(seed=1), noisy, progress=False)
+    assert history[-1]["executions"] == 3 * 4 * 3  # 3 steps of 3 losses on 4 samples
+    assert executors[0].n_executions == history[-1]["total_executions"]
+
+
+def test_noisy_executor_without_noise_equals_the_task_on_lih():
+    """The executor measures every basis in qnas's qubit order (LiH's bases are not symmetric)."""
+    task = get_task("lih")
+    sc = SuperCircuit(load_space("u3cu3"), task.n_wires, max_blocks=1, seed=2)
+    sub = sc.subcircuit(sc.largest())
+    executor = X.NoisyExecutor(sub, task, get_device("fake_cambridge"), noiseless=True)
+    energy = executor.outputs(X.parameters_of(sub)[None], None)[0, 0, 0].item()
+    assert energy == pytest.approx(task.evaluate(sub)["energy"], abs=1e-9)
 
 
 def test_unknown_engine_names_the_allowed_ones():

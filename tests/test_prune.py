@@ -7,7 +7,7 @@ import pytest
 import torch
 from qiskit.quantum_info import Statevector
 
-from qnas import gradients as G
+from qnas import executors as X
 from qnas import prune
 from qnas.sim import run
 from qnas.space import load_space
@@ -42,12 +42,12 @@ def test_identity_distance_uses_4pi_for_controlled_rotation_angles():
 @pytest.mark.parametrize("ratio", [0.3, 0.7, 1.0])
 def test_dropped_gates_leave_the_masked_state_unchanged(space, ratio):
     sub = largest(space)
-    theta = G.parameters_of(sub)
+    theta = X.parameters_of(sub)
     pruned = prune.select_pruned(sub, theta, ratio)
     assert int(pruned.sum()) == round(ratio * sub.n_params)
     masked_theta = theta.clone()
     masked_theta[pruned] = 0.0
-    masked = G.with_parameters(sub, masked_theta)
+    masked = X.with_parameters(sub, masked_theta)
     smaller = prune.drop_pruned_gates(sub, theta, pruned)
     assert torch.allclose(state(smaller), state(masked), atol=1e-12)
     before, after = sub.n_gates(), smaller.n_gates()
@@ -61,9 +61,9 @@ def test_u3_is_dropped_only_when_all_its_angles_are_pruned():
     sub = largest("u3cu3", 1)
     pruned = torch.zeros(sub.n_params, dtype=torch.bool)
     pruned[[0, 1]] = True  # two of the first U3's three angles
-    assert prune.drop_pruned_gates(sub, G.parameters_of(sub), pruned).n_gates() == sub.n_gates()
+    assert prune.drop_pruned_gates(sub, X.parameters_of(sub), pruned).n_gates() == sub.n_gates()
     pruned[2] = True
-    assert prune.drop_pruned_gates(sub, G.parameters_of(sub), pruned).n_gates()["1q"] == 3
+    assert prune.drop_pruned_gates(sub, X.parameters_of(sub), pruned).n_gates()["1q"] == 3
 
 
 def test_ratio_schedule_ramps_from_initial_to_target():
@@ -75,7 +75,7 @@ def test_ratio_schedule_ramps_from_initial_to_target():
 
 def test_select_pruned_keeps_what_was_pruned():
     sub = largest("zzry")
-    theta = G.parameters_of(sub)
+    theta = X.parameters_of(sub)
     first = prune.select_pruned(sub, theta, 0.25)
     theta[first] = 3.0  # far from the identity now, but pruned already
     second = prune.select_pruned(sub, theta, 0.5, already=first)
@@ -84,11 +84,11 @@ def test_select_pruned_keeps_what_was_pruned():
 
 def test_gate_granularity_prunes_whole_gates():
     sub = largest("u3cu3")
-    pruned = prune.select_pruned(sub, G.parameters_of(sub), 0.25, granularity="gate")
+    pruned = prune.select_pruned(sub, X.parameters_of(sub), 0.25, granularity="gate")
     groups = prune.gate_groups(sub)
     assert sum(bool(pruned[g].all()) for g in groups) == round(0.25 * len(groups))
     assert all(bool(pruned[g].all()) or not bool(pruned[g].any()) for g in groups)
-    smaller = prune.drop_pruned_gates(sub, G.parameters_of(sub), pruned)
+    smaller = prune.drop_pruned_gates(sub, X.parameters_of(sub), pruned)
     assert sum(smaller.n_gates().values()) == len(groups) - round(0.25 * len(groups))
 
 
@@ -96,7 +96,7 @@ def test_iterative_prune_holds_pruned_angles_at_zero_and_shrinks_the_circuit():
     task = get_task("digits4")
     sub = largest("u3cu3", 1)
     settings = prune.PruneSettings(epochs=3, batch_size=64, lr=0.01, granularity="gate")
-    result = prune.iterative_prune(G.NoiselessExecutor(sub, task), task, 0.5, settings)
+    result = prune.iterative_prune(X.NoiselessExecutor(sub, task), task, 0.5, settings)
     assert [row["n_pruned"] for row in result.history][-1] == 3 * 4  # 4 of 8 gates, 3 angles each
     assert result.history[0]["ratio"] == pytest.approx(0.05)
     theta = result.subcircuit.weights[sub.parameter_indices()]

@@ -8,7 +8,8 @@ from qiskit.quantum_info import SparsePauliOp, Statevector
 from qnas.space import load_space
 from qnas.supercircuit import SuperCircuit
 from qnas.tasks import get_task
-from qnas.train import TrainSettings, finetune, train_supercircuit
+from qnas.config import FinetuneConfig, TrainConfig
+from qnas.train import finetune, train_supercircuit
 
 
 def test_digits4_splits_are_disjoint_and_stratified():
@@ -76,7 +77,8 @@ def test_vqe_energy_from_basis_probabilities_is_exact():
                 rotated.sdg(q)
                 rotated.h(q)
         probs[basis] = Statevector(rotated).probabilities()
-    assert task.energy_from_probabilities(probs) == pytest.approx(task.evaluate(sub)["energy"], abs=1e-10)
+    energy = task.outputs_from_probabilities({b: p[None] for b, p in probs.items()})[0, 0]
+    assert energy == pytest.approx(task.evaluate(sub)["energy"], abs=1e-10)
 
 
 class _StopsAfter:
@@ -99,7 +101,7 @@ class _StopsAfter:
 def test_training_resumes_from_its_checkpoint(tmp_path):
     task = get_task("digits2", seed=0)
     space = load_space("u3cu3")
-    settings = TrainSettings(epochs=4, batch_size=64, warmup_epochs=1, seed=0)
+    settings = TrainConfig(epochs=4, batch_size=64, warmup_epochs=1)
     whole = SuperCircuit(space, 4, max_blocks=2, seed=0)
     train_supercircuit(whole, task, settings, progress=False)
     ckpt = tmp_path / "sc.pt"
@@ -107,11 +109,11 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     interrupted = SuperCircuit(space, 4, max_blocks=2, seed=0)
     with pytest.raises(KeyboardInterrupt):
         train_supercircuit(
-            interrupted, _StopsAfter(task, 2 * steps_per_epoch + 1), settings, ckpt, progress=False
+            interrupted, _StopsAfter(task, 2 * steps_per_epoch + 1), settings, checkpoint=ckpt, progress=False
         )
     assert torch.load(ckpt, weights_only=False)["epoch"] == 2
     resumed = SuperCircuit(space, 4, max_blocks=2, seed=0)
-    history = train_supercircuit(resumed, task, settings, ckpt, progress=False)
+    history = train_supercircuit(resumed, task, settings, checkpoint=ckpt, progress=False)
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
     torch.testing.assert_close(resumed.weights, whole.weights)
 
@@ -122,7 +124,7 @@ def test_finetune_leaves_the_supercircuit_alone_and_lowers_the_loss():
     before = sc.weights.detach().clone()
     genes = sc.largest()
     tuned, _ = finetune(
-        sc, genes, task, TrainSettings(epochs=3, batch_size=32, lr=0.02, warmup_epochs=0), progress=False
+        sc, genes, task, FinetuneConfig(epochs=3, batch_size=32, lr=0.02, warmup_epochs=0), progress=False
     )
     assert torch.equal(sc.weights.detach(), before)
     assert task.evaluate(tuned.subcircuit(genes))["loss"] < task.evaluate(sc.subcircuit(genes))["loss"]
@@ -137,8 +139,8 @@ def test_calibrated_loss_ignores_uniform_shrinking():
     # <Z> of a fair classifier: the true class's qubit highest on most samples
     z = torch.as_tensor(rng.uniform(-0.6, 0.2, (200, 4)))
     z[torch.arange(200), y] += torch.as_tensor(rng.uniform(-0.2, 0.9, 200))
-    clean = task.metrics_from_z(z, y)
-    shrunk = task.metrics_from_z(0.2 * z, y)
+    clean = task.metrics_from_outputs(z, (None, y))
+    shrunk = task.metrics_from_outputs(0.2 * z, (None, y))
     assert 0.5 < clean["accuracy"] < 1 and shrunk["accuracy"] == clean["accuracy"]
     assert shrunk["loss"] > clean["loss"] + 0.05  # the plain loss punishes the shrinking
     assert shrunk["calibrated_loss"] == pytest.approx(clean["calibrated_loss"], abs=1e-4)
@@ -149,7 +151,7 @@ def test_logit_scale_changes_the_loss_not_the_ranking():
     plain, scaled = get_task("digits4", seed=0), get_task("digits4", seed=0, logit_scale=4.0)
     z = torch.rand(50, 4) * 2 - 1
     y = torch.randint(0, 4, (50,))
-    a, b = plain.metrics_from_z(z, y), scaled.metrics_from_z(z, y)
+    a, b = plain.metrics_from_outputs(z, (None, y)), scaled.metrics_from_outputs(z, (None, y))
     assert a["accuracy"] == b["accuracy"]
     assert a["calibrated_loss"] == pytest.approx(b["calibrated_loss"], abs=1e-4)
     assert a["loss"] != pytest.approx(b["loss"], abs=1e-3)

@@ -1,7 +1,7 @@
 """Batched statevector simulation in torch; never imports qiskit."""
 
 from qnas.sim.gates import GATES, GateSpec, gate_spec
-from qnas.sim.statevector import Layer, apply_gate, expval_pauli_sum, expval_z, probabilities, run, zero_state
+from qnas.sim.statevector import Layer, apply_gate, expval_pauli_sum, expval_z, probabilities, run
 
 __all__ = [
     "GATES",
@@ -13,5 +13,4 @@ __all__ = [
     "gate_spec",
     "probabilities",
     "run",
-    "zero_state",
 ]

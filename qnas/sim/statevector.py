@@ -103,13 +103,6 @@ def apply_gate(state: torch.Tensor, matrix: torch.Tensor, wires: Sequence[int], 
     return out.reshape(b, -1)
 
 
-def zero_state(batch: int, n_wires: int, dtype: torch.dtype = torch.complex64, device=None) -> torch.Tensor:
-    """|0...0> repeated `batch` times."""
-    state = torch.zeros(batch, 2**n_wires, dtype=dtype, device=device)
-    state[:, 0] = 1
-    return state
-
-
 def _check_wires(layer: Layer, n_wires: int) -> None:
     if any(max(w) >= n_wires for w in layer.wires):
         raise ValueError(f"layer {layer.gate} uses wires {layer.wires} beyond n_wires={n_wires}")

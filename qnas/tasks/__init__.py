@@ -7,14 +7,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from qnas.tasks.base import Task
 from qnas.tasks.classification import ClassificationTask, as_tensors, select_classes, split_dataset
 from qnas.tasks.datasets import load_digits_4x4, load_image_set, pool_to_4x4
 from qnas.tasks.vqe import DATA_DIR, VQETask, load_vqe_task
 
 if TYPE_CHECKING:
     from qnas.config import Config
-
-Task = ClassificationTask | VQETask
 
 # name -> (data set, classes)
 _CLASSIFICATION = {

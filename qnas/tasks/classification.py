@@ -9,8 +9,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from qnas.sim import Layer, expval_z, run
-from qnas.supercircuit import Subcircuit
+from qnas.measure import z_expectations
+from qnas.sim import Layer, expval_z
+from qnas.tasks.base import Task
 
 N_WIRES = 4
 
@@ -53,7 +54,7 @@ def calibrated_loss(logits: torch.Tensor, y: torch.Tensor) -> float:
 
 
 @dataclass
-class ClassificationTask:
+class ClassificationTask(Task):
     """A labelled data set split into train/valid/test, encoded into angles in [0, pi]."""
 
     name: str
@@ -70,6 +71,8 @@ class ClassificationTask:
     n_inputs: int = 16
     metric: str = "accuracy"
     higher_is_better: bool = True
+    metric_names: tuple[str, ...] = ("loss", "calibrated_loss", "accuracy")
+    final_split: str = "test"
 
     def __post_init__(self) -> None:
         self.encoder = encoder_4x4_ryzxy()
@@ -78,15 +81,20 @@ class ClassificationTask:
     def n_classes(self) -> int:
         return len(self.classes)
 
-    def inputs(self, split: str, n_samples: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def samples(self, split: str, n_samples: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Features and labels of a split, the first `n_samples` of them when given."""
         if split not in self.splits:
             raise ValueError(f"unknown split {split!r}; allowed: {', '.join(self.splits)}")
         x, y = self.splits[split]
         return (x, y) if n_samples is None else (x[:n_samples], y[:n_samples])
 
+    def n_samples(self, split: str) -> int:
+        return len(self.samples(split)[1])
+
+    def features(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return batch[0]
+
     def n_batches(self, batch_size: int) -> int:
-        """Training steps in one epoch."""
         return -(-len(self.splits["train"][0]) // batch_size)
 
     def batches(
@@ -99,33 +107,42 @@ class ClassificationTask:
             idx = order[start : start + batch_size]
             yield x[idx], y[idx]
 
-    def logits(self, sub: Subcircuit, x: torch.Tensor, dtype: torch.dtype = torch.complex64) -> torch.Tensor:
-        state = run([*self.encoder, *sub.layers], self.n_wires, weights=sub.weights, inputs=x, dtype=dtype)
-        return self.readout(expval_z(state, self.n_wires))
+    def outputs_from_state(self, state: torch.Tensor) -> torch.Tensor:
+        """Per-qubit <Z> (N, n_wires)."""
+        return expval_z(state, self.n_wires)
+
+    def outputs_from_probabilities(self, probs_by_basis: dict[str, np.ndarray]) -> np.ndarray:
+        (probs,) = probs_by_basis.values()
+        return z_expectations(probs, self.n_wires)
 
     def readout(self, z: torch.Tensor) -> torch.Tensor:
         """Logits (B, n_classes) from per-qubit <Z> (B, n_wires)."""
         return self.logit_scale * readout_logits(z, self.n_classes)
 
-    def loss(self, sub: Subcircuit, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        x, y = batch
-        return F.nll_loss(F.log_softmax(self.logits(sub, x), dim=1), y)
+    def loss_from_outputs(
+        self, outputs: torch.Tensor, batch: tuple[torch.Tensor, torch.Tensor]
+    ) -> torch.Tensor:
+        """Mean NLL of the <Z> readout over the batch, per parameter vector: (K,)."""
+        _, y = batch
+        k, b, n = outputs.shape
+        logits = self.readout(outputs.reshape(k * b, n))
+        nll = F.nll_loss(F.log_softmax(logits, dim=1), y.repeat(k), reduction="none")
+        return nll.view(k, b).mean(1)
 
-    def metrics_from_z(self, z: torch.Tensor | np.ndarray, y: torch.Tensor) -> dict[str, float]:
-        """Loss, temperature-calibrated loss and accuracy from per-qubit <Z> (B, n_wires)."""
-        logits = self.readout(torch.as_tensor(np.asarray(z), dtype=torch.float64))
+    def metrics_from_outputs(
+        self, outputs: torch.Tensor | np.ndarray, samples: tuple[torch.Tensor, torch.Tensor]
+    ) -> dict[str, float]:
+        """Loss, temperature-calibrated loss and accuracy from per-qubit <Z> (N, n_wires)."""
+        y = samples[1]
+        logits = self.readout(torch.as_tensor(np.asarray(outputs), dtype=torch.float64))
         loss = F.nll_loss(F.log_softmax(logits, dim=1), y).item()
         accuracy = (logits.argmax(1) == y).double().mean().item()
         return {"loss": loss, "calibrated_loss": calibrated_loss(logits, y), "accuracy": accuracy}
 
-    @torch.no_grad()
-    def evaluate(
-        self, sub: Subcircuit, split: str = "valid", n_samples: int | None = None
-    ) -> dict[str, float]:
-        """Noiseless loss and accuracy of `sub` on a split."""
-        x, y = self.inputs(split, n_samples)
-        state = run([*self.encoder, *sub.layers], self.n_wires, weights=sub.weights, inputs=x)
-        return self.metrics_from_z(expval_z(state, self.n_wires), y)
+    def sampling_error(self, metrics: dict[str, float], n_samples: int | None) -> float | None:
+        """sqrt(p (1 - p) / n): how far the accuracy on n test samples can stray from unseen data's."""
+        p = metrics["accuracy"]
+        return float(np.sqrt(p * (1 - p) / n_samples)) if n_samples else None
 
 
 def select_classes(

@@ -15,15 +15,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from qnas.sim import Layer, expval_pauli_sum, run
-from qnas.supercircuit import Subcircuit
+from qnas.measure import parity_signs
+from qnas.sim import Layer, expval_pauli_sum
+from qnas.tasks.base import Task
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
 
 @dataclass
-class VQETask:
-    """Minimise <H> over the subcircuit's weights."""
+class VQETask(Task):
+    """Minimise <H> over the subcircuit's weights; the output of a circuit is its energy."""
 
     name: str
     paulis: list[str]
@@ -34,6 +35,8 @@ class VQETask:
     n_inputs: int = 0
     metric: str = "energy"
     higher_is_better: bool = False
+    metric_names: tuple[str, ...] = ("loss", "energy")
+    final_split: str = "valid"
     steps_per_epoch: int = 10
     encoder: list[Layer] = field(init=False)
 
@@ -45,27 +48,19 @@ class VQETask:
     def n_wires(self) -> int:
         return len(self.paulis[0])
 
+    def samples(self, split: str, n_samples: int | None = None) -> None:
+        """A VQE has no data."""
+        return None
+
+    def features(self, batch: None) -> torch.Tensor:
+        return torch.zeros(1, 0)
+
     def n_batches(self, batch_size: int) -> int:
         return self.steps_per_epoch
 
     def batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[None]:
         """A VQE has no data: an epoch is `steps_per_epoch` steps."""
         return iter([None] * self.steps_per_epoch)
-
-    def energy(self, sub: Subcircuit, dtype: torch.dtype = torch.complex64) -> torch.Tensor:
-        state = run([*self.encoder, *sub.layers], self.n_wires, weights=sub.weights, dtype=dtype)
-        return expval_pauli_sum(state, self.paulis, self.coeffs)[0]
-
-    def loss(self, sub: Subcircuit, batch: None = None) -> torch.Tensor:
-        return self.energy(sub)
-
-    @torch.no_grad()
-    def evaluate(
-        self, sub: Subcircuit, split: str = "valid", n_samples: int | None = None
-    ) -> dict[str, float]:
-        """Noiseless energy (float64), beside the exact ground energy."""
-        e = self.energy(sub, dtype=torch.complex128).item()
-        return {"loss": e, "energy": e, "exact_energy": self.exact_energy, "error": e - self.exact_energy}
 
     def measurement_bases(self) -> list[str]:
         """Qubit-wise commuting groups of the Pauli terms, each a basis string (X, Y or Z per qubit, qubit 0 first)."""
@@ -81,21 +76,35 @@ class VQETask:
                 bases.append(list(label))
         return ["".join(b).replace("I", "Z") for b in bases]
 
-    def energy_from_probabilities(self, probs_by_basis: dict[str, np.ndarray]) -> float:
-        """<H> from measured outcome probabilities in each basis (qiskit bit order: qubit 0 least significant)."""
-        n = self.n_wires
-        outcomes = np.arange(2**n)
-        bits = (outcomes[:, None] >> np.arange(n)[None, :]) & 1  # bits[k, q] = bit of qubit q
-        energy = 0.0
+    def outputs_from_state(self, state: torch.Tensor) -> torch.Tensor:
+        """The energy <H> of each state: (N, 1)."""
+        return expval_pauli_sum(state, self.paulis, self.coeffs)[:, None]
+
+    def outputs_from_probabilities(self, probs_by_basis: dict[str, np.ndarray]) -> np.ndarray:
+        """<H> (N, 1) from outcome probabilities in each basis; each term is read in a basis that holds it."""
+        n_rows = len(next(iter(probs_by_basis.values())))
+        energy = np.zeros(n_rows)
         for label, coeff in zip(self.paulis, self.coeffs, strict=True):
             support = [q for q, p in enumerate(label) if p != "I"]
             if not support:
                 energy += coeff
                 continue
             basis = next(b for b in probs_by_basis if all(label[q] == b[q] for q in support))
-            parity = 1 - 2 * (bits[:, support].sum(axis=1) % 2)
-            energy += coeff * float(np.asarray(probs_by_basis[basis]).reshape(-1) @ parity)
-        return energy
+            energy += coeff * (np.asarray(probs_by_basis[basis]) @ parity_signs(support, self.n_wires))
+        return energy[:, None]
+
+    def loss_from_outputs(self, outputs: torch.Tensor, batch: None) -> torch.Tensor:
+        return outputs[:, 0, 0]
+
+    def metrics_from_outputs(self, outputs: torch.Tensor | np.ndarray, samples: None) -> dict[str, float]:
+        """The energy, beside the exact ground energy."""
+        e = float(np.asarray(outputs, dtype=np.float64).reshape(-1)[0])
+        return {
+            "loss": e,
+            "energy": e,
+            "exact_energy": self.exact_energy,
+            "above_exact": e - self.exact_energy,
+        }
 
 
 def load_vqe_task(name: str, steps_per_epoch: int = 10) -> VQETask:

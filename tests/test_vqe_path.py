@@ -1,0 +1,66 @@
+"""The noisy VQE path end to end: search on the device's noise, score, deploy; one placed ansatz per candidate."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from qnas.cli import main
+from qnas.deploy import deploy
+from qnas.devices import get_device
+from qnas.space import load_space
+from qnas.supercircuit import SuperCircuit
+from qnas.tasks import get_task
+from qnas.transpiled import transpile_candidate
+
+TINY_VQE = [
+    "--set", "task.name=h2",
+    "--set", "train.epochs=3",
+    "--set", "finetune.epochs=2",
+    "--set", "search.iterations=2",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def vqe_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("vqe") / "run"
+    argv = ["search", "--config", "tests/tiny_search.yaml", "--out", str(out), "--workers", "0", "--quiet"]
+    assert main([*argv, *TINY_VQE]) == 0
+    return out
+
+
+def test_a_noisy_vqe_search_runs_end_to_end(vqe_run):
+    best = json.loads((vqe_run / "best.json").read_text())
+    exact = best["test"]["noiseless"]["exact_energy"]
+    noisy, noiseless = best["test"]["noisy"]["energy"], best["test"]["noiseless"]["energy"]
+    # Noise lifts the energy above the noiseless one, which the variational principle keeps above exact.
+    assert exact <= noiseless + 1e-9 < noisy
+    assert (vqe_run / "exports" / "best.qasm3").exists()
+
+
+def test_a_vqe_deploy_measures_what_the_noisy_score_predicts(vqe_run):
+    summary = deploy(vqe_run, "best", "fake_quito", shots=8000, progress=False)
+    best = json.loads((vqe_run / "best.json").read_text())
+    assert summary["predicted"]["energy"] == pytest.approx(best["test"]["noisy"]["energy"], abs=1e-9)
+    assert summary["n_jobs"] == 1 and summary["n_samples"] is None
+    assert summary["shot_noise_se"] > 0
+    assert abs(summary["difference"]) <= 4 * summary["shot_noise_se"] + 1e-3
+
+
+def test_every_measurement_basis_measures_one_placed_ansatz():
+    """LiH's bases on fake_lagos all keep the ansatz's layout (each used to be transpiled, and placed, anew)."""
+    task = get_task("lih")
+    device = get_device("fake_lagos")
+    sc = SuperCircuit(load_space("u3cu3"), task.n_wires, max_blocks=2, seed=0)
+    circuit = sc.subcircuit(sc.largest()).to_qiskit(bound=True, encoder=task.encoder)
+    candidate = transpile_candidate(circuit, device, None)
+    measured = task.measurement_circuits(candidate, device)
+    assert len(measured) == len(task.measurement_bases()) > 10
+    assert {m.final_layout for m in measured.values()} == {candidate.final_layout}
+    assert {m.initial_layout for m in measured.values()} == {candidate.initial_layout}
+    # The basis changes come after the ansatz: each circuit starts with the very same gates.
+    n = len(candidate.device_circuit.data)
+    for m in measured.values():
+        assert [i.operation.name for i in m.device_circuit.data[:n]] == [
+            i.operation.name for i in candidate.device_circuit.data
+        ]
