@@ -24,7 +24,14 @@ PATTERNS = ("wires", "ring", "chain", "alternating")
 
 
 def _default_space_dir() -> Path:
-    return Path(os.environ.get("QNAS_SPACES", Path(__file__).resolve().parent.parent / "search_spaces"))
+    """Return $QNAS_SPACES, else the shipped spaces (in the installed package, or in the checkout)."""
+    if "QNAS_SPACES" in os.environ:
+        return Path(os.environ["QNAS_SPACES"])
+    package = Path(__file__).resolve().parent
+    # A wheel installs the repository's top-level search_spaces/ as qnas/search_spaces/
+    # (setup.py's package_dir); a checkout or an editable install has only the top-level folder.
+    installed = package / "search_spaces"
+    return installed if installed.is_dir() else package.parent / "search_spaces"
 
 
 def positions(pattern: str, gate_qubits: int, n_wires: int) -> list[tuple[int, ...]]:
