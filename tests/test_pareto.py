@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 
@@ -22,6 +24,45 @@ def test_fronts_and_selection():
     # the boundary points of a front are kept first when it must be cut
     assert set(nsga2_select(values[:3], 2)) == {0, 2}
     assert np.isinf(crowding_distance(values[:3])[[0, 2]]).all()
+
+
+def test_nsga2_picks_one_copy_of_a_repeated_point():
+    values = np.array([[0, 2], [0, 2], [0, 2], [2, 0]], dtype=float)
+    # the three copies of [0, 2] as one candidate, and as three with the same scores
+    for keys in (None, ["a", "a", "a", "d"], ["a", "b", "c", "d"]):
+        chosen = nsga2_select(values, 2, keys)
+        assert sorted(values[chosen].tolist()) == [[0, 2], [2, 0]], keys
+    # only one copy of a boundary vector is a boundary point
+    assert np.isinf(crowding_distance(values)).tolist() == [True, False, False, True]
+    # a repeated key fills a place only once the distinct keys are used up, best first
+    assert nsga2_select(values, 3, ["a", "a", "a", "d"]) == [0, 3, 1]
+    assert nsga2_select(values[[3, 0, 1, 2]], 4, ["d", "a", "a", "a"]) == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="3 keys for 4 rows"):
+        nsga2_select(values, 2, ["a", "b", "c"])
+
+
+def _canonical(genome):
+    # arch = (width of block 0, width of block 1, active blocks): block 1's width counts only when active
+    w0, w1, blocks = genome.arch
+    return genome.layout, (w0, w1 if blocks == 2 else 0, blocks)
+
+
+def _canonical_score(genomes, generation):
+    # wide active circuits against a layout near qubit 0: a front of many points, and many copies
+    return np.array([[-sum(_canonical(g)[1][:2]), sum(g.layout)] for g in genomes], dtype=float)
+
+
+def test_engine_picks_distinct_candidates_as_parents():
+    space = GenomeSpace(2, 4, ((1, 2, 3, 4), (1, 2, 3, 4), (1, 2)))
+    settings = EvolutionSettings(population=12, parents=4, mutants=6, crossovers=2, iterations=8, seed=3)
+    history = evolve(space, settings, _canonical_score, key=_canonical)
+    copies = 0
+    for (population, _), (following, _) in itertools.pairwise(history):
+        keys = [_canonical(g) for g in population]
+        copies += len(keys) - len(set(keys))
+        parents = [_canonical(g) for g in following[: settings.parents]]
+        assert len(set(parents)) == min(settings.parents, len(set(keys))), parents
+    assert copies > 10  # the populations did repeat candidates, so the check meant something
 
 
 def test_hypervolume_of_known_fronts():

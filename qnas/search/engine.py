@@ -10,7 +10,7 @@ interruption proposes exactly the same candidates.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +21,8 @@ from qnas.search.pareto import nsga2_select
 
 # genomes of one generation, its number -> objective values (n, m), minimised, inf = failed
 ScoreFn = Callable[[list[Genome], int], np.ndarray]
+# genome -> what identifies its candidate (the study's key: the active circuit and layout)
+KeyFn = Callable[[Genome], Hashable]
 
 
 @dataclass(frozen=True)
@@ -54,11 +56,16 @@ def evolve(
     settings: EvolutionSettings,
     score: ScoreFn,
     initial: Sequence[Genome] = (),
+    key: KeyFn | None = None,
 ) -> list[tuple[list[Genome], np.ndarray]]:
     """Run every generation; return (population, objective values) per generation.
 
     `initial` genomes (e.g. a known-good layout) take the first places of generation 0.
+    Parents are distinct candidates by `key` (default: the genome itself) while there are
+    enough: a population repeats its parents and often the same circuit under genomes that
+    differ only in inactive blocks, and NSGA-II alone would keep every copy.
     """
+    key = key or (lambda genome: genome)
     history: list[tuple[list[Genome], np.ndarray]] = []
     parents: list[Genome] = []
     for generation in range(settings.iterations):
@@ -70,5 +77,6 @@ def evolve(
             population = next_generation(parents, space, settings, rng)
         values = score(population, generation)
         history.append((population, values))
-        parents = [population[i] for i in nsga2_select(values, settings.parents)]
+        keys = [key(genome) for genome in population]
+        parents = [population[i] for i in nsga2_select(values, settings.parents, keys)]
     return history

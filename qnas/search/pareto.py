@@ -6,6 +6,8 @@ Meyarivan, IEEE TEC 2002). Callers flip the sign of objectives they maximise.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
+
 import numpy as np
 
 
@@ -41,7 +43,21 @@ def non_dominated_fronts(values: np.ndarray) -> list[list[int]]:
 
 
 def crowding_distance(values: np.ndarray) -> np.ndarray:
-    """NSGA-II crowding distance of each point of one front (boundary points: inf)."""
+    """NSGA-II crowding distance of each point of one front (boundary points: inf).
+
+    Copies of one objective vector count once, as Fortin and Parizeau (GECCO 2013) amend
+    NSGA-II (Deb et al., IEEE TEC 2002): the first copy gets the vector's distance among
+    the distinct vectors, the others 0. Otherwise the copies of a boundary vector all rank
+    as boundary points and crowd out the rest of the front.
+    """
+    _, first = np.unique(values, axis=0, return_index=True)
+    distance = np.zeros(len(values))
+    distance[first] = _distinct_crowding(values[first])
+    return distance
+
+
+def _distinct_crowding(values: np.ndarray) -> np.ndarray:
+    """Crowding distance of points that are all different (Deb et al. 2002)."""
     n, m = values.shape
     distance = np.zeros(n)
     if n <= 2:
@@ -55,13 +71,34 @@ def crowding_distance(values: np.ndarray) -> np.ndarray:
     return distance
 
 
-def nsga2_select(values: np.ndarray, k: int) -> list[int]:
+def nsga2_select(values: np.ndarray, k: int, keys: Sequence[Hashable] | None = None) -> list[int]:
     """Indices of the `k` best rows: whole fronts first, the last one cut by crowding distance.
 
-    Rows holding inf or nan (failed candidates) come last.
+    NSGA-II (Deb et al., IEEE TEC 2002). Rows holding inf or nan (failed candidates) come
+    last. With `keys` (one per row), only the first row of each key competes; repeated
+    keys fill the places left only when there are fewer than `k` distinct ones. In a
+    search the same candidate comes back as a surviving parent, an unchanged mutant or
+    under another genome of the same circuit, and its copies would take several parent
+    places and collapse the population's diversity.
     """
     values = np.where(np.isfinite(values), values, np.inf)
+    if keys is None:
+        return _select(values, k)
+    if len(keys) != len(values):
+        raise ValueError(f"{len(keys)} keys for {len(values)} rows")
+    first: dict[Hashable, int] = {}
+    for i, key in enumerate(keys):
+        first.setdefault(key, i)
+    distinct = list(first.values())
+    repeated = sorted(set(range(len(values))) - set(distinct))
+    chosen = [distinct[i] for i in _select(values[distinct], k)]
+    return chosen + [repeated[i] for i in _select(values[repeated], k - len(chosen))]
+
+
+def _select(values: np.ndarray, k: int) -> list[int]:
     chosen: list[int] = []
+    if k <= 0:
+        return chosen
     for front in non_dominated_fronts(values):
         if len(chosen) + len(front) <= k:
             chosen.extend(front)
