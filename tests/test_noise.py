@@ -10,10 +10,10 @@ from qnas.devices import get_device
 from qnas.measure import apply_readout, parity_signs, z_expectations
 from qnas.noise import noisy_probabilities
 from qnas.noise_model import readout_matrices
-from qnas.transpiled import transpile_candidate
 from qnas.space import load_space
 from qnas.supercircuit import SuperCircuit
 from qnas.tasks.classification import encoder_4x4_ryzxy
+from qnas.transpiled import transpile_candidate
 
 
 def digits4_circuit(n_blocks: int = 1, seed: int = 0) -> QuantumCircuit:
@@ -113,11 +113,16 @@ def test_noiseless_path_equals_statevector_in_logical_order():
 
 def test_cost_figures():
     device = get_device("fake_quito")
-    candidate = transpile_candidate(digits4_circuit(n_blocks=2), device, [0, 1, 2, 3])
+    circuit = digits4_circuit(n_blocks=2)
+    candidate = transpile_candidate(circuit, device, [0, 1, 2, 3])
     assert candidate.initial_layout == (0, 1, 2, 3)
-    # Routing permutes the logical qubits over the active ones; none is lost or doubled.
-    assert len(set(candidate.final_layout)) == 4
-    assert set(candidate.final_layout) <= set(candidate.active_qubits)
+    # Routing moves logical qubits, and final_layout says where to: measured there, the
+    # transpiled circuit gives the input circuit's distribution (by qiskit's statevector).
+    assert candidate.final_layout != candidate.initial_layout
+    row = inputs(1)[0]
+    expected = Statevector(circuit.assign_parameters(row)).probabilities()
+    state = Statevector(candidate.circuit.assign_parameters(row))
+    assert np.max(np.abs(state.probabilities(candidate.measured_local_qubits) - expected)) < 1e-9
     # The T-shaped quito cannot hold a 4-qubit ring: routing adds SWAPs to the 8 CU3s' 16 CXs.
     assert candidate.n_2q > 16
     assert candidate.depth > 0
@@ -142,13 +147,26 @@ def test_bad_layouts_and_sizes_name_the_values():
         noisy_probabilities(candidate, device, np.zeros((2, 15)))
 
 
-def test_z_expectations_of_a_bell_state():
-    bell = QuantumCircuit(2)
-    bell.h(0)
-    bell.cx(0, 1)
-    probs = Statevector(bell).probabilities()[None, :]
-    assert np.allclose(z_expectations(probs, 2), 0)
-    assert np.allclose(probs @ parity_signs([0, 1], 2), 1)
+def test_z_expectations_and_parities_in_qubit_order():
+    # Unequal rotations and an entangler: every qubit has its own <Z>, so a reversed or
+    # shifted qubit order gives other numbers.
+    circuit = QuantumCircuit(3)
+    for qubit, angle in enumerate([0.4, 1.1, 2.3]):
+        circuit.ry(angle, qubit)
+    circuit.cx(0, 2)
+    circuit.rx(0.7, 1)
+    state = Statevector(circuit)
+    probs = state.probabilities()[None, :]
+
+    def qiskit_z(support):  # qiskit's labels put qubit 0 last
+        label = "".join("Z" if q in support else "I" for q in reversed(range(3)))
+        return state.expectation_value(SparsePauliOp(label)).real
+
+    singles = [qiskit_z({q}) for q in range(3)]
+    assert min(abs(a - b) for i, a in enumerate(singles) for b in singles[i + 1 :]) > 0.1
+    assert np.allclose(z_expectations(probs, 3), [singles], atol=1e-12)
+    for support in ([0], [2], [0, 1], [1, 2], [0, 1, 2]):
+        assert (probs @ parity_signs(support, 3))[0] == pytest.approx(qiskit_z(set(support)), abs=1e-12)
 
 
 @pytest.mark.parametrize("label", ["XZYI", "YXIZ", "ZZXY"])
