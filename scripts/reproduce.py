@@ -40,7 +40,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 from qnas.config import load_config
 from qnas.deploy import deploy
-from qnas.pipeline import run_search, run_train
+from qnas.pipeline import load_candidate, run_search, run_train, score_genome
 from qnas.results import RunDir, locked
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,6 +111,11 @@ def run_cell(
     best = json.loads(done.read_text())
     test = best["test"]
     deployed = deploy(cell.path, "best", device, shots=DEPLOY_SHOTS, progress=False)["measured"]
+    # The same circuit scored without idle noise: how much of its noisy score idle time costs.
+    run_config, task, tuned, genome = load_candidate(cell, "best")
+    no_idle = run_config.model_copy(deep=True)
+    no_idle.search.idle_noise = False
+    no_idle_scores = score_genome(no_idle, task, tuned, genome, task.final_split, True)
     row = {
         "device": device,
         "method": method,
@@ -120,14 +125,14 @@ def run_cell(
         "date": str(datetime.date.today()),
         "commit": _commit(),
     }
-    scores = {**test, "deployed": deployed}
-    for kind in ("noiseless", "noisy", "deployed"):
+    scores = {**test, "deployed": deployed, "noisy_no_idle": no_idle_scores}
+    for kind in ("noiseless", "noisy", "noisy_no_idle", "deployed"):
         for metric in ("accuracy", "loss", "calibrated_loss", "energy"):
             if metric in scores[kind]:
                 row[f"{kind}_{metric}"] = scores[kind][metric]
     if "exact_energy" in test["noiseless"]:
         row["exact_energy"] = exact = test["noiseless"]["exact_energy"]
-        for kind in ("noiseless", "noisy", "deployed"):
+        for kind in ("noiseless", "noisy", "noisy_no_idle", "deployed"):
             row[f"{kind}_error_mHa"] = 1000 * (scores[kind]["energy"] - exact)
     return row
 
@@ -137,7 +142,13 @@ def summarize(rows: list[dict]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     # The noiseless losses add little beside the accuracy; the noisy ones are the finer
     # ranking the search uses.
-    skip = ("noiseless_loss", "noiseless_calibrated_loss", "deployed_calibrated_loss")
+    skip = (
+        "noiseless_loss",
+        "noiseless_calibrated_loss",
+        "deployed_calibrated_loss",
+        "noisy_no_idle_loss",
+        "noisy_no_idle_calibrated_loss",
+    )
     metrics = [
         c
         for c in df.columns
