@@ -74,6 +74,32 @@ def test_hypervolume_of_known_fronts():
     assert hypervolume(np.array([[1.0, 1.0, 1.0]]), np.array([2.0, 3.0, 4.0])) == pytest.approx(6.0)
 
 
+def test_hypervolume_of_a_3d_front_by_inclusion_exclusion():
+    points = np.array([[1.0, 2.0, 3.0], [2.0, 1.0, 2.0], [3.0, 3.0, 1.0]])
+    # Boxes up to (4, 4, 4): A 3*2*1 = 6, B 2*3*2 = 12, C 1*1*3 = 3; A&B 2*2*1 = 4, A&C 1,
+    # B&C 1*1*2 = 2, A&B&C 1: 6 + 12 + 3 - 4 - 1 - 2 + 1 = 15.
+    assert hypervolume(points, np.array([4.0, 4.0, 4.0])) == pytest.approx(15.0)
+
+
+def _grid_hypervolume(points: np.ndarray, reference: np.ndarray) -> int:
+    """Unit cells of the box below integer `reference` that some integer point dominates."""
+    cells = np.array(list(itertools.product(*[range(int(r)) for r in reference])))
+    return int(np.any(np.all(points[None, :, :] <= cells[:, None, :], axis=2), axis=1).sum())
+
+
+@pytest.mark.parametrize("m", [2, 3])
+@pytest.mark.parametrize("seed", range(5))
+def test_hypervolume_equals_a_grid_count(m, seed):
+    # Integer points, some dominated, repeated or beyond the reference: the dominated region
+    # is a union of unit cells, so counting them is exact.
+    rng = np.random.default_rng(seed)
+    points = rng.integers(0, 7, size=(int(rng.integers(1, 10)), m)).astype(float)
+    reference = np.full(m, 6.0)
+    expected = _grid_hypervolume(points, reference)
+    assert expected > 0 or not np.any(np.all(points < reference, axis=1))
+    assert hypervolume(points, reference) == pytest.approx(expected)
+
+
 def test_layout_repair_and_operators_keep_genomes_legal():
     space = GenomeSpace(4, 7, ((1, 2, 3, 4), (1, 2)))
     rng = np.random.default_rng(0)
