@@ -7,10 +7,18 @@ design space, device and objectives, and a search budget that adds up.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 # objective name -> direction; the search minimises or maximises it.
 OBJECTIVES: dict[str, str] = {
@@ -29,6 +37,22 @@ OBJECTIVES: dict[str, str] = {
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic reads true as 1 where a number goes: `--set train.epochs=true` would train one epoch.
+        kinds = _leaf_types(cls.model_fields[info.field_name].annotation)
+        items = value if isinstance(value, list) else [value]
+        if bool not in kinds and kinds & {int, float} and any(isinstance(v, bool) for v in items):
+            raise ValueError("expected a number, not a boolean")
+        return value
+
+
+def _leaf_types(annotation: Any) -> set:
+    """Return the types (and literal values) a field annotation is made of: int | list[float] -> {int, float}."""
+    args = get_args(annotation)
+    return set().union(*(_leaf_types(a) for a in args)) if args else {annotation}
 
 
 class TaskConfig(_Strict):
@@ -97,6 +121,10 @@ class SearchConfig(_Strict):
         return self
 
 
+# Gradient engines that need only the circuit's outputs, so they train through the noisy simulation too.
+NOISY_ENGINES = ("parameter_shift", "spsa", "finite_difference")
+
+
 class FinetuneConfig(_Strict):
     # As long as training alone: inherited weights are a poor start for many subcircuits
     # (digits4, a 2-block full-width u3cu3 circuit inherits 36% valid accuracy; 100 epochs
@@ -111,6 +139,28 @@ class FinetuneConfig(_Strict):
     batch_size: int = Field(32, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     warmup_epochs: int = Field(0, ge=0)
+    gradient_pruning: float | None = Field(
+        None,
+        ge=0,
+        lt=1,
+        description="QOC: skip this share of the angles on 2 of every 3 steps (an engine that runs circuits)",
+    )
+
+    @model_validator(mode="after")
+    def _engine_runs_noisy(self) -> FinetuneConfig:
+        if self.noise_aware and self.engine not in NOISY_ENGINES:
+            # backprop differentiates the torch simulation; the noisy executor has no gradient.
+            raise ValueError(
+                f"noise_aware needs an engine that trains through the noisy simulation, not "
+                f"{self.engine!r}: set finetune.engine to one of {', '.join(NOISY_ENGINES)}"
+            )
+        if self.gradient_pruning is not None and self.engine not in NOISY_ENGINES:
+            # Pruning saves circuit executions; backprop runs none per angle.
+            raise ValueError(
+                f"gradient_pruning needs an engine that runs circuits per angle, not {self.engine!r}: "
+                f"set finetune.engine to one of {', '.join(NOISY_ENGINES)}"
+            )
+        return self
 
 
 class Config(_Strict):
@@ -123,8 +173,23 @@ class Config(_Strict):
     finetune: FinetuneConfig = FinetuneConfig()
 
 
-def _parse_value(text: str):
-    return yaml.safe_load(text)
+def parse_yaml(text: str, source: str) -> Any:
+    """Return the YAML document `text`; a syntax error is a ValueError naming `source` and where in it."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ValueError(f"{source}: {_yaml_problem(err)}; fix the YAML syntax") from None
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """Return what is wrong and where, on one line (yaml's own message spans several, about "<unicode string>")."""
+    if not isinstance(err, yaml.MarkedYAMLError) or err.problem_mark is None:
+        return f"not valid YAML ({err})".replace("\n", " ")
+    mark = err.problem_mark
+    where = f"line {mark.line + 1}, column {mark.column + 1}: {err.problem}"
+    if err.context and err.context_mark is not None:
+        where += f" ({err.context} from line {err.context_mark.line + 1})"
+    return where
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
@@ -139,7 +204,7 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ValueError(f"override {item!r}: {part} is not a section")
-        node[parts[-1]] = _parse_value(value)
+        node[parts[-1]] = parse_yaml(value, f"override {item!r}")
     return data
 
 
@@ -150,7 +215,7 @@ def load_config(path: Path | str | None, overrides: list[str] | None = None) -> 
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"config file {path} does not exist")
-        data = yaml.safe_load(path.read_text()) or {}
+        data = parse_yaml(path.read_text(), str(path)) or {}
         if not isinstance(data, dict):
             raise ValueError(f"{path}: a config is a mapping of sections, got {type(data).__name__}")
     data = apply_overrides(data, overrides or [])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,23 +18,37 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from qnas import noise
 from qnas.config import OBJECTIVES, Config
 from qnas.devices import Device, calibrated_errors, get_device
 from qnas.evaluate import CandidateEvaluator, build_supercircuit, evaluator_payload
+from qnas.executors import NoisyExecutor
 from qnas.export import export_circuit
+from qnas.gradients import ProbabilisticGradientPruning, get_engine
 from qnas.parallel import EvaluatorPool
-from qnas.results import RunDir, candidates_table, front_of, locked, plot_front, write_tables
+from qnas.results import (
+    RunDir,
+    candidates_table,
+    find_candidate,
+    front_of,
+    locked,
+    plot_front,
+    read_checkpoint,
+    write_tables,
+)
 from qnas.search.engine import EvolutionSettings, evolve
 from qnas.search.genome import Genome, GenomeSpace, best_layouts
 from qnas.search.pareto import hypervolume, pareto_front
 from qnas.search.study import CandidateStudy, open_storage
 from qnas.space import load_space
-from qnas.supercircuit import SuperCircuit
-from qnas.tasks import ClassificationTask, Task, task_from_config
-from qnas.train import TrainSettings, finetune, finetune_with_engine, train, train_supercircuit
+from qnas.supercircuit import Subcircuit, SuperCircuit
+from qnas.tasks import Task, task_from_config
+from qnas.train import finetune, train, train_supercircuit
+from qnas.transpiled import transpile_candidate, validate_layout
 
-_TASK_ONLY = {"accuracy": "classification", "calibrated_loss": "classification", "energy": "vqe"}
+# Objectives the evaluator computes for any task; every other one is a metric of the task.
+_CIRCUIT_OBJECTIVES = frozenset(
+    {"n_2q", "depth", "n_params", "expressibility", "entangling_capability", "success_probability"}
+)
 
 
 def check_config(config: Config) -> tuple[Task, SuperCircuit]:
@@ -43,21 +58,23 @@ def check_config(config: Config) -> tuple[Task, SuperCircuit]:
     device = get_device(config.device)
     search = config.search
     for objective in search.objectives:
-        kind = _TASK_ONLY.get(objective)
-        if kind is not None and kind != task.kind:
-            raise ValueError(f"objective {objective!r} needs a {kind} task; {task.name} is {task.kind}")
+        if objective not in _CIRCUIT_OBJECTIVES and objective not in task.metric_names:
+            raise ValueError(
+                f"objective {objective!r} is not a metric of task {task.name} ({task.kind}); its metrics: "
+                f"{', '.join(task.metric_names)}, and for any task: {', '.join(sorted(_CIRCUIT_OBJECTIVES))}"
+            )
     if task.n_wires > device.n_qubits:
         raise ValueError(f"task {task.name} needs {task.n_wires} qubits; {device.name} has {device.n_qubits}")
     sc = SuperCircuit(space, task.n_wires, config.space.max_blocks, seed=config.seed)
     if isinstance(search.layout, list):
-        noise.validate_layout(search.layout, task.n_wires, device)
+        validate_layout(search.layout, task.n_wires, device)
     genome_space(config, sc, device)
-    if isinstance(task, ClassificationTask):
-        n_valid = len(task.inputs("valid")[0])
-        if search.valid_samples > n_valid:
-            raise ValueError(
-                f"search.valid_samples = {search.valid_samples}; {task.name} has {n_valid} validation samples"
-            )
+    n_valid = task.n_samples("valid")
+    if n_valid is not None and search.valid_samples > n_valid:
+        raise ValueError(
+            f"search.valid_samples = {search.valid_samples}; {task.name} has {n_valid} validation samples: "
+            f"set search.valid_samples <= {n_valid}"
+        )
     return task, sc
 
 
@@ -87,13 +104,6 @@ def _fixed_layout(layout: list[int] | str | None) -> tuple[int, ...] | None:
     return () if layout == "default" else tuple(layout)
 
 
-def train_settings(config: Config) -> TrainSettings:
-    t = config.train
-    return TrainSettings(
-        t.epochs, t.batch_size, t.lr, t.weight_decay, t.warmup_epochs, t.sampler, t.limit_diff, config.seed
-    )
-
-
 def run_train(config: Config, run: RunDir, progress: bool = True) -> tuple[Task, SuperCircuit]:
     """Train (or finish training) the run's SuperCircuit; return the task and the trained SuperCircuit."""
     task, sc = check_config(config)
@@ -101,11 +111,10 @@ def run_train(config: Config, run: RunDir, progress: bool = True) -> tuple[Task,
     if config.search.arch is not None:
         # A fixed architecture is trained alone: the human-designed baseline of QuantumNAS.
         genes = sc.validate(config.search.arch)
-        train(
-            sc, task, train_settings(config), lambda: genes, run.checkpoint, progress=progress, desc="train"
-        )
+        train(sc, task, config.train, lambda: genes, config.seed, run.checkpoint, progress=progress)
     else:
-        train_supercircuit(sc, task, train_settings(config), run.checkpoint, progress)
+        t = config.train
+        train_supercircuit(sc, task, t, t.sampler, t.limit_diff, config.seed, run.checkpoint, progress)
     return task, sc
 
 
@@ -139,7 +148,7 @@ def run_search(
     directions = [OBJECTIVES[o] for o in search.objectives]
     study = CandidateStudy(
         open_storage(run.storage_url(storage)),
-        f"qnas-{run.path.resolve().name}",
+        run.study_name(config),
         search.objectives,
         directions,
         space,
@@ -206,7 +215,9 @@ def run_search(
             _write(run, study, search.objectives, history)
             return values
 
-        evolve(space, settings, score, initial=_initial_genomes(config, sc, task, device, space))
+        initial = _initial_genomes(config, sc, task, device, space)
+        # Parents are distinct circuits: genomes differing only in inactive blocks share a key.
+        evolve(space, settings, score, initial=initial, key=study.key_of)
         bar.close()
     df, front = _write(run, study, search.objectives, history)
     plot_front(df, front, search.objectives, run.path / "pareto.png", run.path / "pareto.html")
@@ -248,8 +259,8 @@ def _initial_genomes(
         circuit = sc.subcircuit(sc.largest()).to_qiskit(
             bound=True, encoder=task.encoder, n_inputs=task.n_inputs
         )
-        qiskit_layout = noise.transpile_candidate(
-            circuit, device, None, config.search.optimization_level, config.seed
+        qiskit_layout = transpile_candidate(
+            circuit, device, None, config.search.optimization_level, config.seed, idle_noise=False
         ).initial_layout
         layouts = [tuple(qiskit_layout), *space.preferred_layouts[:1]]
     if space.fixed_arch is not None:
@@ -333,9 +344,9 @@ def finish_best(
             for f in finalists
         ],
         "test": {
-            "noiseless_inherited": task.evaluate(sc.subcircuit(genome.arch), final_split(task)),
-            "noiseless": task.evaluate(sub, final_split(task)),
-            "noisy": _summary(score_genome(config, task, tuned, genome, final_split(task), True)),
+            "noiseless_inherited": task.evaluate(sc.subcircuit(genome.arch), task.final_split),
+            "noiseless": task.evaluate(sub, task.final_split),
+            "noisy": _summary(score_genome(config, task, tuned, genome, task.final_split, True)),
             "device": config.device,
         },
         "exports": paths,
@@ -351,32 +362,58 @@ def finish_best(
 def _finetuned(
     config: Config, folder: Path, task: Task, sc: SuperCircuit, genome: Genome, progress: bool
 ) -> SuperCircuit:
-    if not config.finetune.epochs:
-        return sc
     ft = config.finetune
-    settings = TrainSettings(
-        ft.epochs, ft.batch_size, ft.lr, ft.weight_decay, ft.warmup_epochs, seed=config.seed
-    )
-    if ft.engine == "backprop" and not ft.noise_aware:
+    if not ft.epochs:
+        return sc
+    engine = get_engine(ft.engine)
+    if ft.gradient_pruning is not None:
+        engine = ProbabilisticGradientPruning(engine, ratio=ft.gradient_pruning, seed=config.seed)
+    sub = sc.subcircuit(sc.canonical(genome.arch))
+    if ft.noise_aware:
+        # Noise-aware fine-tuning depends on the device, the layout and how circuits are scored too.
+        search = config.search
+        scoring = [
+            config.device,
+            list(genome.layout),
+            search.optimization_level,
+            search.shots,
+            search.idle_noise,
+        ]
+        executor_of = noisy_executor_of(config, task, genome)
+    else:
         # Noiseless fine-tuning depends on the task, the settings, the seed, the circuit and
         # the angles it starts from, not on the device or the layout: the checkpoint is named
         # by those, so any run holding the same circuit finds it.
-        sub = sc.subcircuit(sc.canonical(genome.arch))
-        key = sub.digest(config.task.model_dump(), ft.model_dump(), config.seed)[:16]
-        checkpoint = folder / f"finetune-{key}.pt"
-        # Runs sharing the folder wait for one another's fine-tuning of a common circuit,
-        # then find it finished.
-        with locked(checkpoint.with_suffix(".lock")):
-            tuned, _ = finetune(sc, sub.genes, task, settings, checkpoint, progress)
-        return tuned
-    device = get_device(config.device) if ft.noise_aware else None
-    tuned, _ = finetune_with_engine(sc, genome.arch, task, settings, ft.engine, device, genome.layout or None)
+        scoring, executor_of = [], None
+    key = sub.digest(config.task.model_dump(), ft.model_dump(), config.seed, *scoring)[:16]
+    checkpoint = folder / f"finetune-{key}.pt"
+    # Runs sharing the folder wait for one another's fine-tuning of a common circuit, then find it finished.
+    with locked(checkpoint.with_suffix(".lock")):
+        tuned, _ = finetune(sc, sub.genes, task, ft, config.seed, engine, executor_of, checkpoint, progress)
     return tuned
 
 
-def final_split(task: Task) -> str:
-    """The split a task's final scores come from: the test set, or "valid" for VQE (no data)."""
-    return "test" if isinstance(task, ClassificationTask) else "valid"
+def noisy_executor_of(config: Config, task: Task, genome: Genome) -> Callable[[Subcircuit], NoisyExecutor]:
+    """Return the executor factory of noise-aware fine-tuning: the circuit tuned is the circuit scored.
+
+    Same device, layout, optimization level, seed, shots and idle noise as the search's scorer.
+    """
+    search = config.search
+    device = get_device(config.device)
+
+    def executor_of(sub: Subcircuit) -> NoisyExecutor:
+        return NoisyExecutor(
+            sub,
+            task,
+            device,
+            genome.layout or None,
+            search.optimization_level,
+            search.shots,
+            config.seed,
+            idle_noise=search.idle_noise,
+        )
+
+    return executor_of
 
 
 def _summary(scores: dict[str, Any]) -> dict[str, Any]:
@@ -390,10 +427,10 @@ def score_genome(
     """A genome's scores on all samples of `split` with the given weights: noisy on the device, or noiseless."""
     scoring = config.model_copy(deep=True)
     scoring.search.noise_aware = noise_aware
-    samples = None
-    if isinstance(task, ClassificationTask):
-        samples = task.inputs(split)
-        scoring.search.valid_samples = len(samples[0])
+    samples = task.samples(split)
+    n_samples = task.n_samples(split)
+    if n_samples is not None:
+        scoring.search.valid_samples = n_samples
     return CandidateEvaluator(scoring.model_dump(), sc.weights.detach().clone(), samples).evaluate(genome)
 
 
@@ -405,37 +442,31 @@ def load_supercircuit(config: Config, run: RunDir) -> tuple[Task, SuperCircuit]:
         raise FileNotFoundError(
             f"{run.path} has no trained SuperCircuit ({run.checkpoint.name}); run qnas train first"
         )
-    sc.load_state_dict(torch.load(run.checkpoint, weights_only=False)["model"])
+    sc.load_state_dict(read_checkpoint(run.checkpoint)["model"])
     return task, sc
 
 
 def load_candidate(run: RunDir, trial: int | str) -> tuple[Config, Task, SuperCircuit, Genome]:
-    """Return (config, task, SuperCircuit holding the candidate's weights, genome) of a run's trial.
+    """Return (config, task, SuperCircuit holding the candidate's weights, genome) of a run's candidate.
 
-    Trial "best" is the fine-tuned best candidate (best.pt); a trial number is a row of
-    the candidates table, with the weights it inherits from the trained SuperCircuit.
+    `trial` "best" is the fine-tuned best candidate (best.pt); anything else names a row
+    of the candidates table (see `find_candidate`: an id, a unique id prefix, or a trial
+    number, which is not stable across resumes), with the weights it inherits from the
+    trained SuperCircuit.
     """
     config = run.load_config()
-    task, sc = load_supercircuit(config, run)
     if str(trial) == "best":
         best_pt = run.path / "best.pt"
         if not best_pt.exists():
             raise FileNotFoundError(f"{run.path} has no best.pt yet; finish qnas search first")
-        best = torch.load(best_pt, weights_only=False)
+        task, sc = load_supercircuit(config, run)
+        best = read_checkpoint(best_pt)
         with torch.no_grad():
             sc.weights.copy_(best["weights"])
         return config, task, sc, Genome(tuple(best["layout"]), tuple(best["genes"]))
     if not run.candidates_parquet.exists():
         raise FileNotFoundError(f"{run.path} has no candidates table yet; run qnas search first")
-    df = pd.read_parquet(run.candidates_parquet)
-    row = df[df["trial"] == int(trial)]
-    if row.empty:
-        raise ValueError(
-            f"trial {trial} not in {run.candidates_parquet}; trials: {df['trial'].min()}..{df['trial'].max()}, or 'best'"
-        )
-    return (
-        config,
-        task,
-        sc,
-        Genome(tuple(json.loads(row.iloc[0]["layout"])), tuple(json.loads(row.iloc[0]["arch"]))),
-    )
+    # Resolved before the SuperCircuit is loaded, so a wrong --trial fails at once.
+    row = find_candidate(pd.read_parquet(run.candidates_parquet), trial, run.path)
+    task, sc = load_supercircuit(config, run)
+    return config, task, sc, Genome(tuple(json.loads(row["layout"])), tuple(json.loads(row["arch"])))
