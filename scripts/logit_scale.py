@@ -15,10 +15,10 @@ import time
 import numpy as np
 import torch
 
+from qnas.config import TrainConfig
 from qnas.space import load_space
 from qnas.supercircuit import SuperCircuit
 from qnas.tasks import get_task
-from qnas.config import TrainConfig
 from qnas.train import train
 
 

@@ -21,12 +21,12 @@ import torch
 
 from qnas import executors as X
 from qnas import gradients as G
+from qnas.config import TrainConfig
 from qnas.devices import get_device
 from qnas.prune import PruneSettings, iterative_prune
 from qnas.space import load_space
 from qnas.supercircuit import Subcircuit, SuperCircuit
 from qnas.tasks import ClassificationTask, get_task
-from qnas.config import TrainConfig
 from qnas.train import train
 
 RATIOS = (0.0, 0.1, 0.2, 0.3, 0.5)

@@ -5,10 +5,10 @@ import pytest
 import torch
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
+from qnas.config import FinetuneConfig, TrainConfig
 from qnas.space import load_space
 from qnas.supercircuit import SuperCircuit
 from qnas.tasks import get_task
-from qnas.config import FinetuneConfig, TrainConfig
 from qnas.train import finetune, train_supercircuit
 
 
