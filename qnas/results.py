@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -33,6 +34,7 @@ class RunDir:
     config_file = property(lambda self: self.path / "config.yaml")
     checkpoint = property(lambda self: self.path / "supercircuit.pt")
     journal = property(lambda self: self.path / "study.journal")
+    study_name_file = property(lambda self: self.path / "study_name")
     candidates_parquet = property(lambda self: self.path / "candidates.parquet")
     candidates_csv = property(lambda self: self.path / "candidates.csv")
     pareto_csv = property(lambda self: self.path / "pareto.csv")
@@ -41,9 +43,8 @@ class RunDir:
     exports = property(lambda self: self.path / "exports")
 
     def prepare(self, config: Config) -> None:
-        """Create the directory and write the config; refuse a directory holding another config."""
+        """Create the directory, write the config and the study's name; refuse a directory holding another config."""
         self.path.mkdir(parents=True, exist_ok=True)
-        text = dump_config(config)
         if self.config_file.exists():
             saved = yaml.safe_load(self.config_file.read_text())
             if saved != config.model_dump():
@@ -52,8 +53,12 @@ class RunDir:
                     f"{self.path} holds a run with another config (differs in {', '.join(changed)}); "
                     "use a new --out directory to start a new run"
                 )
-            return
-        self.config_file.write_text(text)
+        else:
+            self.config_file.write_text(dump_config(config))
+        # So the run directory says which study of a shared storage is its.
+        name = self.study_name(config)
+        if not self.study_name_file.exists() or self.study_name_file.read_text().strip() != name:
+            self.study_name_file.write_text(name + "\n")
 
     def load_config(self) -> Config:
         if not self.config_file.exists():
@@ -63,6 +68,16 @@ class RunDir:
     def storage_url(self, storage: str | None) -> str:
         """The Optuna storage of this run: `storage` when given, else the journal file in the directory."""
         return storage or str(self.journal)
+
+    def study_name(self, config: Config) -> str:
+        """Return the name of the run's Optuna study: "qnas-" and 16 hex digits of the config's digest.
+
+        Named by the resolved config, which is everything the scores depend on, not by the
+        folder: a moved or copied run finds its own scores, and runs that differ in
+        anything (a seed) never read each other's from one shared storage.
+        """
+        text = json.dumps(config.model_dump(), sort_keys=True)
+        return f"qnas-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
 @contextlib.contextmanager

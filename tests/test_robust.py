@@ -4,14 +4,13 @@ Real parts throughout: tiny searches through the CLI, real Optuna storages, real
 """
 
 import json
-import os
 import shutil
 from pathlib import Path
 
-import numpy as np
 import optuna
 import pandas as pd
 import pytest
+from optuna.trial import TrialState
 
 from qnas.cli import main
 
@@ -97,3 +96,66 @@ def test_a_truncated_journal_is_cut_and_the_search_resumes(tmp_path, capsys):
     assert _search(out) == 0
     assert "partial record" not in capsys.readouterr().err
     assert len(optuna.load_study(study_name=name, storage=_journal(journal)).trials) == len(study.trials)
+
+
+def test_a_copied_run_resumes_without_new_evaluations(tiny_run, copied_run):
+    before = _n_trials(_journal(copied_run / "study.journal"))
+    assert _search(copied_run) == 0
+    assert _n_trials(_journal(copied_run / "study.journal")) == before
+    # The run directory says which study is its, and both copies name the same one.
+    name = (copied_run / "study_name").read_text().strip()
+    assert list(before) == [name] and (tiny_run / "study_name").read_text().strip() == name
+
+
+def test_runs_with_other_seeds_in_one_storage_get_other_studies(tmp_path):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    runs = [tmp_path / f"seed{seed}" / "run" for seed in (0, 1)]
+    for seed, run in enumerate(runs):
+        assert _search(run, "--storage", url, "--set", f"seed={seed}") == 0
+    names = [(run / "study_name").read_text().strip() for run in runs]
+    assert names[0] != names[1]
+    assert sorted(_n_trials(optuna.storages.RDBStorage(url))) == sorted(names)
+
+
+def test_two_live_runs_of_one_study_keep_each_others_trials(tmp_path):
+    # Runs of one config share a study; the second starts while the first's trials run.
+    from qnas.search.genome import Genome, GenomeSpace
+    from qnas.search.study import CandidateStudy, open_storage
+
+    space = GenomeSpace(2, 5, ((1, 2), (1, 2, 3)))
+
+    def run() -> CandidateStudy:  # a storage of its own, as another process has
+        storage = open_storage(tmp_path / "shared.journal")
+        return CandidateStudy(storage, "qnas-shared", ["loss"], ["minimize"], space, key_of=str)
+
+    def scored(items):
+        for key, genome in items:
+            yield key, {"loss": float(sum(genome.layout) + sum(genome.arch))}
+
+    first, second = [Genome((0, 1), (1, 1)), Genome((2, 3), (2, 3))], [Genome((4, 0), (1, 2))]
+    values = {}
+
+    def first_evaluates(items):
+        values["second"] = run().score(second, 0, scored)
+        yield from scored(items)
+
+    values["first"] = run().score(first, 0, first_evaluates)
+    assert values["first"].ravel().tolist() == [3.0, 10.0] and values["second"].ravel().tolist() == [7.0]
+    again = run()
+    assert {k: r["values"] for k, r in again.records.items()} == {
+        str(g): [float(sum(g.layout) + sum(g.arch))] for g in first + second
+    }
+    for trial in again.study.get_trials(states=(TrialState.COMPLETE,)):
+        assert Genome.from_params(trial.params) == Genome(
+            tuple(trial.user_attrs["layout"]), tuple(trial.user_attrs["arch"])
+        )
+
+
+def test_study_name_is_a_digest_of_the_config():
+    from qnas.config import load_config
+    from qnas.results import RunDir
+
+    name = RunDir("a/run").study_name(load_config(CONFIG))
+    assert name.startswith("qnas-") and len(name) == len("qnas-") + 16
+    assert RunDir("b/other").study_name(load_config(CONFIG)) == name
+    assert RunDir("a/run").study_name(load_config(CONFIG, ["seed=1"])) != name

@@ -125,8 +125,9 @@ class CandidateStudy:
             ):
                 self.records[key] = dict(trial.user_attrs, values=trial.values, number=trial.number)
             elif trial.state in (TrialState.RUNNING, TrialState.WAITING):
-                # Left by an interrupted run of this study: its result was never told.
-                self.study.tell(trial.number, state=TrialState.FAIL)
+                # Left by an interrupted run of this study, or still running in a live run of the
+                # same config (which then records its result as a new trial, see _tell).
+                self.study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
 
     def score(self, genomes: list[Genome], generation: int, evaluate: EvaluateFn) -> np.ndarray:
         """Objective values (n, m) of `genomes`, minimised (maximised ones negated); inf where failed."""
@@ -135,12 +136,8 @@ class CandidateStudy:
             key = self.key_of(genome)
             if key in self.records or key in pending:
                 continue
-            self.study.enqueue_trial(
-                genome.params(), user_attrs={"key": key, "generation": generation}, skip_if_exists=False
-            )
-            trial = self.study.ask(self.distributions)
-            trial.set_user_attr("run_id", self.run_id)
-            pending[key] = (genome, trial)
+            attrs = {"key": key, "generation": generation, "run_id": self.run_id}
+            pending[key] = (genome, self._new_trial(genome, TrialState.RUNNING, attrs))
         for key, result in evaluate([(k, g) for k, (g, _) in pending.items()]):
             genome, trial = pending[key]
             self._tell(trial, genome, key, generation, result)
@@ -159,13 +156,38 @@ class CandidateStudy:
             if not all(math.isfinite(v) for v in values):
                 attrs["error"] = f"non-finite objectives {values}"
                 values = None
-        for name, value in attrs.items():
-            trial.set_user_attr(name, value)
-        if values is None:
-            self.study.tell(trial, state=TrialState.FAIL)
-        else:
-            self.study.tell(trial, values)
+        state = TrialState.FAIL if values is None else TrialState.COMPLETE
+        try:
+            for name, value in attrs.items():
+                trial.set_user_attr(name, value)
+            self.study.tell(trial, values, state)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # Another run of this study started meanwhile and closed the trial as a killed run's.
+            trial = self._new_trial(genome, state, dict(attrs, run_id=self.run_id), values)
         self.records[key] = dict(attrs, values=values, number=trial.number)
+
+    def _new_trial(
+        self,
+        genome: Genome,
+        state: TrialState,
+        attrs: dict[str, Any],
+        values: list[float] | None = None,
+    ) -> optuna.trial.Trial:
+        """Return a new trial of `genome` in `state`, written to the storage in one operation.
+
+        Not enqueue_trial then ask: in a study that two runs share, ask may pop the trial the
+        other run has just enqueued, and the trial's params would be another genome's.
+        """
+        params = genome.params()
+        template = optuna.trial.create_trial(
+            state=state,
+            values=values,
+            params=params,
+            distributions={name: self.distributions[name] for name in params},
+            user_attrs=attrs,
+        )
+        trial_id = self.study._storage.create_new_trial(self.study._study_id, template_trial=template)
+        return optuna.trial.Trial(self.study, trial_id)
 
     def _values(self, record: dict[str, Any]) -> np.ndarray:
         if record.get("values") is None:
