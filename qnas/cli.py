@@ -11,6 +11,10 @@ from pathlib import Path
 _EPILOG = (
     "Configs are YAML (see configs/); --set section.key=value overrides one entry, e.g. --set train.epochs=5."
 )
+_TRIAL_HELP = (
+    "a candidate's id from the id column of `qnas pareto RUN` (or its first 4+ characters), "
+    "'best' (the fine-tuned one, the default), or a trial number (Optuna's; differs after a resume)"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,9 +54,7 @@ def _parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="write a candidate as OpenQASM")
     export.add_argument("run", type=Path)
-    export.add_argument(
-        "--trial", default="best", help="trial number from candidates.csv, or 'best' (fine-tuned)"
-    )
+    export.add_argument("--trial", default="best", help=_TRIAL_HELP)
     export.add_argument("--format", choices=("qasm2", "qasm3"), default="qasm3")
     export.add_argument(
         "--transpiled", action="store_true", help="transpile for the device on the trial's layout"
@@ -61,9 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, help="file to write (default: print)")
     prune = sub.add_parser("prune", help="iteratively prune a candidate's gates (QuantumNAS) and export it")
     prune.add_argument("run", type=Path)
-    prune.add_argument(
-        "--trial", default="best", help="trial number from candidates.csv, or 'best' (fine-tuned)"
-    )
+    prune.add_argument("--trial", default="best", help=_TRIAL_HELP)
     prune.add_argument("--ratio", type=float, required=True, help="fraction of angles to prune, in (0, 1)")
     prune.add_argument("--granularity", choices=("angle", "gate"), default="angle")
     prune.add_argument("--epochs", type=int, default=20, help="fine-tuning epochs while the ratio ramps up")
@@ -76,9 +76,7 @@ def _parser() -> argparse.ArgumentParser:
         "deploy", help="run a candidate on a device through IBM Runtime (fake_* locally); resumable"
     )
     deploy.add_argument("run", type=Path)
-    deploy.add_argument(
-        "--trial", default="best", help="trial number from candidates.csv, or 'best' (fine-tuned)"
-    )
+    deploy.add_argument("--trial", default="best", help=_TRIAL_HELP)
     deploy.add_argument(
         "--device", required=True, help="fake_* (local testing mode), a snapshot file, or ibm_*"
     )
@@ -125,7 +123,7 @@ def _search(args) -> int:
     outcome = run_search(
         config, RunDir(args.out), args.workers, args.ray_address, args.storage, not args.quiet
     )
-    cols = ["trial", "layout", "arch", *config.search.objectives]
+    cols = ["id", "trial", "layout", "arch", *config.search.objectives]
     print(f"Pareto front ({len(outcome.front)} of {len(outcome.candidates)} candidates):")
     print(outcome.front[cols].to_string(index=False))
     print("best:", json.dumps(outcome.best, indent=2))
@@ -179,7 +177,7 @@ def _pareto(args) -> int:
     plot_front(df, front, objectives, run.path / "pareto.png", run.path / "pareto.html")
     cols = [
         c
-        for c in ["trial", "layout", "arch", *objectives, "n_2q", "depth", "success_probability"]
+        for c in ["id", "trial", "layout", "arch", *objectives, "n_2q", "depth", "success_probability"]
         if c in front
     ]
     cols = list(dict.fromkeys(cols))

@@ -104,11 +104,25 @@ def _changed_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
+# The shortest id prefix `--trial` takes: 4 hex digits tell apart thousands of candidates.
+ID_PREFIX = 4
+
+
+def candidate_id(key: str) -> str:
+    """Return a candidate's id: 12 hex digits of the digest of its study key (active circuit and layout).
+
+    Trial numbers are Optuna's, given in order of asking, so a resumed run numbers its
+    candidates differently; the id is the same in every run that scores the candidate.
+    """
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
 def candidates_table(records: Iterable[dict[str, Any]], objectives: list[str]) -> pd.DataFrame:
-    """One row per scored candidate: trial number, genome, every objective, costs and timings."""
+    """One row per scored candidate: id, trial number, genome, every objective, costs and timings."""
     rows = []
     for r in records:
         row = {k: v for k, v in r.items() if k not in ("values", "traceback")}
+        row["id"] = candidate_id(r["key"])
         row["trial"] = r["number"]
         row["failed"] = r.get("values") is None
         rows.append(row)
@@ -118,9 +132,47 @@ def candidates_table(records: Iterable[dict[str, Any]], objectives: list[str]) -
     for col in ("final_layout", "layout", "arch"):
         if col in df:
             df[col] = df[col].map(lambda v: json.dumps(v) if isinstance(v, list) else v)
-    first = ["trial", "generation", "layout", "arch", *[o for o in objectives if o in df], "failed"]
+    first = ["id", "trial", "generation", "layout", "arch", *[o for o in objectives if o in df], "failed"]
     order = [c for c in first if c in df] + [c for c in df.columns if c not in first]
     return df[order].sort_values("trial").reset_index(drop=True)
+
+
+def find_candidate(df: pd.DataFrame, trial: int | str, run: Path) -> pd.Series:
+    """Return the row of the candidates table `df` that `trial` names.
+
+    `trial` is a candidate id, its first ID_PREFIX or more characters, or a trial number
+    (an int, or a string of digits). A string of digits that is both a trial number and
+    an id prefix is refused as ambiguous, as is a prefix of several ids.
+    """
+    # Tables written before candidates had ids still have every candidate's key.
+    ids = df["id"] if "id" in df else df["key"].map(candidate_id)
+    text = str(trial).strip().lower()
+    by_number = df[df["trial"].astype(str) == text]
+    # An int is a trial number only; a string may be an id, its start, or a number.
+    by_id = df.iloc[:0] if isinstance(trial, int) else df[ids == text]
+    if len(by_id) == 1:
+        return by_id.iloc[0]
+    by_prefix = (
+        df.iloc[:0] if isinstance(trial, int) or len(text) < ID_PREFIX else df[ids.str.startswith(text)]
+    )
+    if len(by_number) and len(by_prefix):
+        raise ValueError(
+            f"--trial {trial!r} is both trial number {text} (id {ids[by_number.index[0]]}) and the start of "
+            f"id {', '.join(ids[by_prefix.index][:10])}; give the whole id of the one you mean"
+        )
+    if len(by_number):
+        return by_number.iloc[0]
+    if len(by_prefix) == 1:
+        return by_prefix.iloc[0]
+    if len(by_prefix) > 1:
+        shown = ", ".join(ids[by_prefix.index][:10])
+        raise ValueError(
+            f"--trial {trial!r} matches {len(by_prefix)} candidates ({shown}); give more characters of the id"
+        )
+    raise ValueError(
+        f"no candidate {trial!r} in {run}: give an id (or its first {ID_PREFIX}+ characters) from the id "
+        f"column of `qnas pareto {run}`, 'best' (the fine-tuned one), or a trial number"
+    )
 
 
 def front_of(df: pd.DataFrame, objectives: list[str]) -> pd.DataFrame:
@@ -169,7 +221,7 @@ def plot_front(df: pd.DataFrame, front: pd.DataFrame, objectives: list[str], png
     fig.tight_layout()
     fig.savefig(png, dpi=120)
     plt.close(fig)
-    hover = [c for c in ("trial", "layout", "arch", *objectives) if c in ok]
+    hover = [c for c in ("id", "trial", "layout", "arch", *objectives) if c in ok]
     plot = px.scatter(
         ok.assign(front=ok["trial"].isin(front["trial"])), x=x, y=y, color="front", hover_data=hover
     )

@@ -159,3 +159,71 @@ def test_study_name_is_a_digest_of_the_config():
     assert name.startswith("qnas-") and len(name) == len("qnas-") + 16
     assert RunDir("b/other").study_name(load_config(CONFIG)) == name
     assert RunDir("a/run").study_name(load_config(CONFIG, ["seed=1"])) != name
+
+
+def test_candidates_are_found_by_id_prefix_or_trial_number(tiny_run):
+    from qnas.pipeline import load_candidate
+    from qnas.results import RunDir, candidate_id
+
+    table = pd.read_csv(tiny_run / "candidates.csv", dtype={"id": str})
+    assert table.columns[0] == "id"
+    assert list(table["id"]) == [candidate_id(k) for k in table["key"]]
+    assert all(len(i) == 12 and int(i, 16) >= 0 for i in table["id"])
+    assert set(pd.read_csv(tiny_run / "pareto.csv", dtype={"id": str})["id"]) <= set(table["id"])
+    run = RunDir(tiny_run)
+    for _, row in table.iterrows():
+        expected = (tuple(json.loads(row["layout"])), tuple(json.loads(row["arch"])))
+        for trial in (row["id"], row["id"][:4], row["id"].upper(), int(row["trial"])):
+            genome = load_candidate(run, trial)[3]
+            assert (genome.layout, genome.arch) == expected, trial
+    assert main(["export", str(tiny_run), "--trial", table["id"][0][:6], "--format", "qasm2"]) == 0
+
+
+def test_an_ambiguous_id_prefix_lists_the_matches():
+    from qnas.results import candidate_id, candidates_table, find_candidate
+
+    # Keys of real genomes until two ids share their first 4 hex digits.
+    seen: dict[str, str] = {}
+    for n in range(100_000):
+        key = f"L[0, 1, 2, 3]A[{n % 5}, {n // 5 % 5}, {n // 25}]"
+        prefix = candidate_id(key)[:4]
+        if prefix in seen:
+            break
+        seen[prefix] = key
+    records = [
+        {"number": i, "key": k, "values": [1.0], "layout": [0, 1, 2, 3], "arch": [1]}
+        for i, k in enumerate([seen[prefix], key])
+    ]
+    table = candidates_table(records, ["loss"])
+    with pytest.raises(ValueError, match=f"'{prefix}' matches 2 candidates") as err:
+        find_candidate(table, prefix, Path("RUN"))
+    assert all(i in str(err.value) for i in table["id"])
+    assert find_candidate(table, table["id"][1], Path("RUN"))["key"] == key
+
+
+def test_digits_that_are_a_trial_number_and_an_id_start_are_refused():
+    from qnas.results import candidate_id, candidates_table, find_candidate
+
+    # A key whose id starts with 4 digits (not 0), and a trial numbered by those digits.
+    digits, key = next(
+        (i[:4], k)
+        for n in range(10_000)
+        if (i := candidate_id(k := f"L[0, 1]A[{n}]"))[:4].isdigit() and i[0] != "0"
+    )
+    records = [
+        {"number": int(digits), "key": "L[1, 0]A[1]", "values": [1.0]},
+        {"number": int(digits) + 1, "key": key, "values": [2.0]},
+    ]
+    table = candidates_table(records, ["loss"])
+    with pytest.raises(ValueError, match=f"is both trial number {int(digits)} .* and the start of id"):
+        find_candidate(table, digits, Path("RUN"))
+    assert find_candidate(table, int(digits), Path("RUN"))["key"] == "L[1, 0]A[1]"
+    assert find_candidate(table, candidate_id(key), Path("RUN"))["key"] == key
+
+
+@pytest.mark.parametrize("trial", ["abc", "zzzzzz", "ffffffffffff", "999"])
+def test_an_unknown_trial_is_one_line_naming_how_to_find_ids(tiny_run, trial, capsys):
+    capsys.readouterr()
+    assert main(["export", str(tiny_run), "--trial", trial]) == 2
+    err = _one_error_line(capsys)
+    assert repr(trial) in err and f"qnas pareto {tiny_run}" in err
