@@ -227,3 +227,15 @@ def test_an_unknown_trial_is_one_line_naming_how_to_find_ids(tiny_run, trial, ca
     assert main(["export", str(tiny_run), "--trial", trial]) == 2
     err = _one_error_line(capsys)
     assert repr(trial) in err and f"qnas pareto {tiny_run}" in err
+
+
+def test_noise_aware_finetuning_needs_a_gradient_engine(tmp_path, capsys):
+    from qnas.config import load_config
+
+    out = tmp_path / "run"
+    assert _search(out, "--set", "finetune.noise_aware=true") == 2
+    err = _one_error_line(capsys)
+    assert "finetune.engine" in err and "parameter_shift, spsa, finite_difference" in err
+    assert not out.exists()
+    for engine in ("parameter_shift", "spsa", "finite_difference"):
+        load_config(None, ["finetune.noise_aware=true", f"finetune.engine={engine}"])
