@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+import yaml
+
 _EPILOG = (
     "Configs are YAML (see configs/); --set section.key=value overrides one entry, e.g. --set train.epochs=5."
 )
@@ -92,12 +94,30 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
         return _COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
-        print(f"qnas: error: {err}", file=sys.stderr)
+    except (ValueError, RuntimeError, yaml.YAMLError, *_BAD_PATHS) as err:
+        # Bad input is raised as ValueError where it is found, naming the value; the others are
+        # what escapes that: a file in the way of one to write, or one that cannot be read.
+        print(f"qnas: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("qnas: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+
+
+_BAD_PATHS = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+
+def _one_line(err: BaseException) -> str:
+    """Return the error's message on one line: some libraries' messages span several."""
+    return " ".join(str(err).split())
+
+
+def _output_file(path: Path | None) -> None:
+    """Refuse an --out that names a directory before any work (writing it later would fail)."""
+    if path is not None and path.is_dir():
+        raise ValueError(
+            f"--out {path} is a directory; give a file name, e.g. --out {path / 'circuit.qasm3'}"
+        )
 
 
 def _train(args) -> int:
@@ -197,6 +217,7 @@ def _export(args) -> int:
     from qnas.pipeline import load_candidate
     from qnas.results import RunDir
 
+    _output_file(args.out)
     config, task, sc, genome = load_candidate(RunDir(args.run), args.trial)
     device = get_device(args.device or config.device) if args.transpiled else None
     layout = (genome.layout or None) if device is not None and device.name == config.device else None
@@ -215,20 +236,21 @@ def _export(args) -> int:
 
 
 def _prune(args) -> int:
+    from qnas.executors import NoiselessExecutor
     from qnas.export import export_circuit
-    from qnas.gradients import NoiselessExecutor
-    from qnas.pipeline import final_split, load_candidate
+    from qnas.pipeline import load_candidate
     from qnas.prune import PruneSettings, iterative_prune
     from qnas.results import RunDir
 
     if not 0 < args.ratio < 1:
         raise ValueError(f"--ratio must be in (0, 1), got {args.ratio}")
+    _output_file(args.out)
     run = RunDir(args.run)
     config, task, sc, genome = load_candidate(run, args.trial)
     sub = sc.subcircuit(genome.arch)
     settings = PruneSettings(args.epochs, lr=args.lr, granularity=args.granularity, seed=config.seed)
     result = iterative_prune(NoiselessExecutor(sub, task), task, args.ratio, settings)
-    split = final_split(task)
+    split = task.final_split
     before, after = task.evaluate(sub, split), task.evaluate(result.subcircuit, split)
     run.exports.mkdir(exist_ok=True)
     out = args.out or run.exports / f"pruned-{args.trial}.{args.format}"

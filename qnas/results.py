@@ -13,15 +13,15 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import pickle
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from qnas.config import OBJECTIVES, Config, dump_config
+from qnas.config import OBJECTIVES, Config, dump_config, parse_yaml
 from qnas.search.pareto import pareto_front
 
 
@@ -44,9 +44,18 @@ class RunDir:
 
     def prepare(self, config: Config) -> None:
         """Create the directory, write the config and the study's name; refuse a directory holding another config."""
-        self.path.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() and not self.path.is_dir():
+            raise ValueError(
+                f"{self.path} is a file, not a run directory; give --out a directory, new or a run's"
+            )
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ValueError(
+                f"cannot create the run directory {self.path} ({err.strerror}); give --out a place you can write"
+            ) from None
         if self.config_file.exists():
-            saved = yaml.safe_load(self.config_file.read_text())
+            saved = parse_yaml(self.config_file.read_text(), str(self.config_file))
             if saved != config.model_dump():
                 changed = _changed_keys(saved, config.model_dump())
                 raise ValueError(
@@ -63,7 +72,7 @@ class RunDir:
     def load_config(self) -> Config:
         if not self.config_file.exists():
             raise FileNotFoundError(f"{self.path} is not a qnas run directory (no config.yaml)")
-        return Config.model_validate(yaml.safe_load(self.config_file.read_text()))
+        return Config.model_validate(parse_yaml(self.config_file.read_text(), str(self.config_file)))
 
     def storage_url(self, storage: str | None) -> str:
         """The Optuna storage of this run: `storage` when given, else the journal file in the directory."""
@@ -78,6 +87,31 @@ class RunDir:
         """
         text = json.dumps(config.model_dump(), sort_keys=True)
         return f"qnas-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+def read_checkpoint(path: Path) -> dict:
+    """Return the checkpoint `torch.save` wrote to `path`; a damaged file is a ValueError naming it.
+
+    A checkpoint cut short (a full disk, an interrupted copy) or overwritten otherwise
+    makes torch raise anything from UnpicklingError to OSError, none naming the file.
+    """
+    import torch
+
+    try:
+        saved = torch.load(path, weights_only=False)
+    except FileNotFoundError:
+        raise
+    except (pickle.UnpicklingError, EOFError, RuntimeError, OSError, ValueError) as err:
+        first = (str(err).splitlines() or [""])[0][:100]
+        raise ValueError(
+            f"{path} is damaged and cannot be read ({type(err).__name__}: {first}); delete it to retrain "
+            "(run the same command again)"
+        ) from None
+    if not isinstance(saved, dict):
+        raise ValueError(
+            f"{path} is not a qnas checkpoint (holds a {type(saved).__name__}); delete it to retrain"
+        )
+    return saved
 
 
 @contextlib.contextmanager

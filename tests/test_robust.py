@@ -4,9 +4,11 @@ Real parts throughout: tiny searches through the CLI, real Optuna storages, real
 """
 
 import json
+import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
@@ -239,3 +241,134 @@ def test_noise_aware_finetuning_needs_a_gradient_engine(tmp_path, capsys):
     assert not out.exists()
     for engine in ("parameter_shift", "spsa", "finite_difference"):
         load_config(None, ["finetune.noise_aware=true", f"finetune.engine={engine}"])
+
+
+# B. Bad input is one line and exit 2, and changes nothing on disk
+
+
+def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text("seed: 0\ntrain:\n  epochs: [1, 2\n  lr: 0.1\n")
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--out", str(out)]) == 2
+    err = _one_error_line(capsys)
+    assert str(config) in err and "line 4" in err
+    assert not out.exists()
+
+
+def test_a_yaml_syntax_error_in_an_override_names_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), "--set", "search.arch=[4, 4"]) == 2
+    err = _one_error_line(capsys)
+    assert "'search.arch=[4, 4'" in err and "YAML" in err
+    assert not out.exists()
+
+
+def _unwritable_parents(tmp_path: Path) -> list[Path]:
+    plain = tmp_path / "plain-file"
+    plain.write_text("not a directory")
+    readonly = tmp_path / "readonly"
+    readonly.mkdir(mode=0o500)
+    parents = [plain]
+    # root writes through chmod; /sys refuses new entries even to root
+    if not os.access(readonly, os.W_OK):
+        parents.append(readonly)
+    if Path("/sys/kernel").is_dir():
+        parents.append(Path("/sys"))
+    return parents
+
+
+def test_an_out_that_is_a_file_or_cannot_be_made_is_one_line(tmp_path, capsys):
+    taken = tmp_path / "taken"
+    taken.write_text("someone's file")
+    for out in [taken, *(parent / "run" for parent in _unwritable_parents(tmp_path))]:
+        assert main(["train", "--out", str(out), *TINY[:2]]) == 2, out
+        err = _one_error_line(capsys)
+        assert str(out) in err and "--out" in err, err
+    assert taken.read_text() == "someone's file"
+    assert not (tmp_path / "readonly" / "run").exists()
+
+
+def test_export_out_a_directory_is_one_line(tiny_run, tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["export", str(tiny_run), "--out", str(tmp_path)]) == 2
+    err = _one_error_line(capsys)
+    assert str(tmp_path) in err and "directory" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("damage", ["random", "truncated"])
+@pytest.mark.parametrize("name", ["supercircuit.pt", "best.pt"])
+def test_a_damaged_checkpoint_is_one_line_naming_it(copied_run, damage, name, capsys):
+    path = copied_run / name
+    data = path.read_bytes()
+    damaged = np.random.default_rng(0).bytes(len(data)) if damage == "random" else data[: len(data) // 2]
+    path.write_bytes(damaged)
+    capsys.readouterr()
+    commands = [["export", str(copied_run), "--trial", "best"]]
+    if name == "supercircuit.pt":
+        commands.append(["train", "--out", str(copied_run), *TINY[:2], *TINY[5:]])
+    for argv in commands:
+        assert main(argv) == 2, argv
+        err = _one_error_line(capsys)
+        assert str(path) in err and "delete it" in err, err
+    assert path.read_bytes() == damaged
+
+
+def test_an_npz_without_labels_names_the_file_and_the_missing_keys(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    images = np.zeros((4, 28, 28), dtype=np.uint8)
+    np.savez(folder / "mnist.npz", x_train=images, x_test=images, y_test=np.zeros(4, dtype=np.uint8))
+    monkeypatch.setenv("QNAS_DATA", str(tmp_path))
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), "--set", "task.name=mnist4"]) == 2
+    err = _one_error_line(capsys)
+    assert str(folder / "mnist.npz") in err and "y_train" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "override, where",
+    [
+        ("train.epochs=true", "train.epochs"),
+        ("train.lr=false", "train.lr"),
+        ("seed=true", "seed"),
+        ("task.max_train=true", "task.max_train"),
+        ("search.arch=[4, true]", "search.arch"),
+    ],
+)
+def test_a_boolean_is_not_a_number(tmp_path, capsys, override, where):
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), "--set", override]) == 2
+    err = _one_error_line(capsys)
+    assert err.startswith(f"qnas: error: {where}: ") and "boolean" in err
+    assert not out.exists()
+
+
+def test_numbers_as_yaml_reads_them_still_load():
+    from qnas.config import load_config
+
+    # YAML 1.1 reads 1e-2 (no dot) as a string; it is still a number to the config.
+    config = load_config(None, ["train.lr=1e-2", "train.weight_decay=0", "finetune.lr=0.5", "seed=3"])
+    assert (config.train.lr, config.train.weight_decay, config.finetune.lr, config.seed) == (0.01, 0, 0.5, 3)
+    assert load_config(None, ["search.noise_aware=false"]).search.noise_aware is False
+    root = Path(__file__).parents[1] / "configs"
+    shipped = sorted(root.rglob("*.yaml"))
+    assert shipped
+    for path in shipped:
+        load_config(path)
+
+
+def test_too_many_valid_samples_says_which_value_works(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), "--set", "search.valid_samples=100000"]) == 2
+    err = _one_error_line(capsys)
+    assert "set search.valid_samples <= " in err
+    limit = int(err.rsplit("<= ", 1)[1].split()[0].rstrip(";,."))
+    assert main(["train", "--out", str(out), "--set", f"search.valid_samples={limit + 1}"]) == 2
+    capsys.readouterr()
+    from qnas.config import load_config
+    from qnas.pipeline import check_config
+
+    check_config(load_config(None, [f"search.valid_samples={limit}"]))

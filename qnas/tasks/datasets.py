@@ -18,6 +18,7 @@ _IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
+_NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 _URLS = {
     "mnist": "https://yann.lecun.com/exdb/mnist/ (or any mirror; keras.datasets.mnist saves mnist.npz)",
     "fashion": "https://github.com/zalandoresearch/fashion-mnist (data/fashion)",
@@ -51,6 +52,12 @@ def load_image_set(name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     npz = directory / f"{name}.npz"
     if npz.exists():
         with np.load(npz) as f:
+            missing = [key for key in _NPZ_KEYS if key not in f.files]
+            if missing:
+                raise ValueError(
+                    f"{npz} lacks {', '.join(missing)} (it holds {', '.join(f.files) or 'nothing'}); "
+                    f"an npz of {name} needs the arrays {', '.join(_NPZ_KEYS)}"
+                )
             return {"train": (f["x_train"], f["y_train"]), "test": (f["x_test"], f["y_test"])}
     out = {}
     for split, (images, labels) in _IDX_FILES.items():
