@@ -45,7 +45,7 @@ def test_export_reimports_to_the_same_state(tmp_path, capsys):
     arch = json.loads(
         __import__("pandas").read_csv(out / "candidates.csv").set_index("trial").loc[trial, "arch"]
     )
-    x = task.inputs("test", 1)[0]
+    x = task.samples("test", 1)[0]
     sub = sc.subcircuit(arch)
     psi = run(
         [*task.encoder, *sub.layers],

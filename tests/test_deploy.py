@@ -117,12 +117,13 @@ def test_a_live_device_without_an_account_fails_at_once_saying_how_to_save_one(r
         "try:\n    deploy(sys.argv[1], 'best', 'ibm_brisbane', progress=False)\n"
         "except RuntimeError as err:\n    print(err)\n"
     )
-    started = time.monotonic()
+    # "At once": before any job folder exists, with no network wait (a wait would hit the timeout);
+    # a wall-clock bound would measure the machine's load, not the code.
     done = subprocess.run(
-        [sys.executable, "-c", code, str(run_dir)], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code, str(run_dir)], env=env, capture_output=True, text=True, timeout=120
     )
-    assert time.monotonic() - started < 30
     assert "no IBM Quantum account" in done.stdout and "save_account" in done.stdout
+    assert not (run_dir / "deploy" / "ibm_brisbane-best").exists()
 
 
 def test_the_deploy_fingerprint_is_the_same_in_every_process(tmp_path):

@@ -152,7 +152,7 @@ def test_two_searches_share_one_storage(uninterrupted, tmp_path):
         ("search.layout=[0, 1, 2, 9]", "qubits [9] are not on fake_quito"),
         ("device=fake_quitoo", "fake_quito"),
         ("space.name=u3cu4", "unknown space 'u3cu4'"),
-        ("search.objectives=[energy]", "objective 'energy' needs a vqe task"),
+        ("search.objectives=[energy]", "objective 'energy' is not a metric of task digits4"),
         ("search.arch=[5, 4, 4, 4, 2]", "width of block 0 layer 0 = 5 not allowed; allowed: [1, 2, 3, 4]"),
         ("task.name=mnist9", "unknown task 'mnist9'"),
     ],
