@@ -238,7 +238,7 @@ def _export(args) -> int:
 def _prune(args) -> int:
     from qnas.executors import NoiselessExecutor
     from qnas.export import export_circuit
-    from qnas.pipeline import load_candidate
+    from qnas.pipeline import candidate_label, load_candidate
     from qnas.prune import PruneSettings, iterative_prune
     from qnas.results import RunDir
 
@@ -253,7 +253,7 @@ def _prune(args) -> int:
     split = task.final_split
     before, after = task.evaluate(sub, split), task.evaluate(result.subcircuit, split)
     run.exports.mkdir(exist_ok=True)
-    out = args.out or run.exports / f"pruned-{args.trial}.{args.format}"
+    out = args.out or run.exports / f"pruned-{candidate_label(sc, genome, args.trial)}.{args.format}"
     export_circuit(result.subcircuit, task, args.format, out)
     print(
         f"pruned {int(result.pruned.sum())} of {len(result.pruned)} angles; gates {sub.n_gates()} -> "

@@ -6,7 +6,7 @@ each of the task's measurement bases appended after routing; a job per batch of 
 samples, holding one PUB per basis (the circuit with a 2-D array of per-sample input
 values; a VQE has one job, one PUB per basis). Fake backends run in the runtime's
 local testing mode (on qiskit-aer with the backend's noise), so tests take the same path
-as a real device. Every job is recorded in RUN/deploy/<device>-<trial>/jobs.jsonl as it
+as a real device. Every job is recorded in RUN/deploy/<device>-<id or best>/jobs.jsonl as it
 is submitted and again when its counts arrive; running the same deploy again skips the
 finished batches and picks up pending jobs of a live backend by their job id. The
 summary sets the measured metric beside the one the noisy simulation predicted.
@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from qnas.config import Config
 from qnas.devices import Device, get_device
 from qnas.evaluate import CandidateEvaluator, input_values
-from qnas.pipeline import load_candidate
+from qnas.pipeline import candidate_label, load_candidate
 from qnas.results import RunDir
 from qnas.search.genome import Genome
 from qnas.supercircuit import SuperCircuit
@@ -58,7 +58,7 @@ def deploy(
     one job with one PUB per measurement basis, beside the exact ground energy. The
     candidate keeps the run's layout on the run's device; on another device that layout
     means nothing, so qiskit chooses one. `on_batch` is called with each batch's record
-    once it is saved. The summary is also written to RUN/deploy/<device>-<trial>/summary.json.
+    once it is saved. The summary is also written to RUN/deploy/<device>-<id or best>/summary.json.
     """
     if shots < 1 or batch_size < 1 or (limit is not None and limit < 1):
         raise ValueError(f"shots ({shots}), batch_size ({batch_size}) and limit ({limit}) must be >= 1")
@@ -97,8 +97,10 @@ def deploy(
         for start in range(0, len(x), batch_size)
     ]
     n_samples = None if samples is None else len(x)
+    # Named by the candidate's id, so an id prefix, the id and a trial number share one deploy.
+    label = candidate_label(sc, genome, trial)
     plan = {
-        "trial": str(trial),
+        "trial": label,
         "device": device,
         "task": task.name,
         "arch": list(genome.arch),
@@ -110,7 +112,7 @@ def deploy(
         "idle_noise": search.idle_noise,
         "circuit_sha256": sub.digest(task.name),
     }
-    folder = run.path / "deploy" / f"{_slug(device)}-{trial}"
+    folder = run.path / "deploy" / f"{_slug(device)}-{label}"
     _check_plan(folder, plan)
     jobs = JobLog(folder / "jobs.jsonl")
     counts = _run_batches(target, jobs, batches, shots, seed, progress, on_batch)

@@ -27,6 +27,7 @@ from qnas.gradients import ProbabilisticGradientPruning, get_engine
 from qnas.parallel import EvaluatorPool
 from qnas.results import (
     RunDir,
+    candidate_id,
     candidates_table,
     find_candidate,
     front_of,
@@ -152,7 +153,7 @@ def run_search(
         search.objectives,
         directions,
         space,
-        key_of=lambda g: f"L{list(g.layout)}A{list(sc.canonical(g.arch))}",
+        key_of=lambda g: candidate_key(sc, g),
     )
     settings = EvolutionSettings(
         search.population,
@@ -223,6 +224,16 @@ def run_search(
     plot_front(df, front, search.objectives, run.path / "pareto.png", run.path / "pareto.html")
     best = finish_best(config, run, task, sc, df, progress, finetune_dir)
     return SearchOutcome(df, front, history, best)
+
+
+def candidate_key(sc: SuperCircuit, genome: Genome) -> str:
+    """Return the study key of a candidate: its layout and active circuit (inactive blocks do not count)."""
+    return f"L{list(genome.layout)}A{list(sc.canonical(genome.arch))}"
+
+
+def candidate_label(sc: SuperCircuit, genome: Genome, trial: int | str) -> str:
+    """Return how files name a candidate: "best", or its stable id however `trial` named it."""
+    return "best" if str(trial) == "best" else candidate_id(candidate_key(sc, genome))
 
 
 def _write(run: RunDir, study: CandidateStudy, objectives: list[str], history: list[dict]):
@@ -330,6 +341,7 @@ def finish_best(
     }
     summary = {
         "trial": best["trial"],
+        "id": candidate_id(candidate_key(sc, genome)),
         "layout": list(genome.layout),
         "arch": list(genome.arch),
         "search_scores": best["search_scores"],

@@ -10,6 +10,7 @@ import time
 import traceback
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from qnas.cli import main
@@ -23,6 +24,12 @@ def run_dir(tmp_path_factory) -> Path:
     argv = ["search", "--config", "tests/tiny_search.yaml", "--out", str(out), "--workers", "0", "--quiet"]
     assert main(argv) == 0
     return out
+
+
+def _folder(run_dir: Path, trial: int) -> Path:
+    """The deploy folder of trial `trial` on fake_quito: named by the candidate's stable id."""
+    df = pd.read_csv(run_dir / "candidates.csv")
+    return run_dir / "deploy" / f"fake_quito-{df.loc[df['trial'] == trial, 'id'].item()}"
 
 
 def _lines(path: Path) -> list[dict]:
@@ -63,7 +70,7 @@ def test_an_interrupted_deploy_resubmits_nothing_that_finished(run_dir):
     settings = dict(shots=1000, batch_size=16, progress=False, limit=64)
     with pytest.raises(_Interrupt) as first:
         deploy(run_dir, 3, "fake_quito", on_batch=stop_after_first, **settings)
-    jobs = run_dir / "deploy" / "fake_quito-3" / "jobs.jsonl"
+    jobs = _folder(run_dir, 3) / "jobs.jsonl"
     assert [(r["batch"], r["status"]) for r in _lines(jobs)] == [(0, "submitted"), (0, "done")]
     summary = deploy(run_dir, 3, "fake_quito", **settings)
     records = _lines(jobs)
@@ -71,6 +78,8 @@ def test_an_interrupted_deploy_resubmits_nothing_that_finished(run_dir):
         assert [r["status"] for r in records if r["batch"] == batch] == ["submitted", "done"]
     assert summary["job_ids"][0] == str(first.value)
     assert deploy(run_dir, 3, "fake_quito", **settings) == summary
+    # The candidate's id, or a prefix of it, names the same deploy: nothing is submitted again.
+    assert deploy(run_dir, _folder(run_dir, 3).name.split("-")[-1][:6], "fake_quito", **settings) == summary
     assert len(_lines(jobs)) == len(records)
     with pytest.raises(ValueError, match="differs in shots"):
         deploy(run_dir, 3, "fake_quito", **{**settings, "shots": 2000})
@@ -81,7 +90,7 @@ def test_a_local_deploy_measures_the_same_counts_when_repeated(run_dir, tmp_path
     # (its folder moved away) measures exactly what the first one did.
     settings = dict(shots=500, batch_size=16, progress=False, limit=32)
     first = deploy(run_dir, 2, "fake_quito", **settings)
-    folder = run_dir / "deploy" / "fake_quito-2"
+    folder = _folder(run_dir, 2)
     first_counts = [r["counts"] for r in _lines(folder / "jobs.jsonl") if r["status"] == "done"]
     folder.rename(tmp_path / "first")
     again = deploy(run_dir, 2, "fake_quito", **settings)
