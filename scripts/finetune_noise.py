@@ -3,7 +3,7 @@
     python scripts/finetune_noise.py RUN [--epochs 1] [--batch-size 16] [--lr 0.01]
 
 Starts from the run's fine-tuned best (best.pt) and takes the same number of
-parameter-shift steps twice: through the noiseless simulator and through the device's
+epochs of parameter shift twice: through the noiseless simulator and through the device's
 noisy simulation (the run's device and layout). Prints the test accuracy and loss of
 each, scored on the device's noise model, and the circuit executions spent.
 """
@@ -15,9 +15,8 @@ import time
 
 import torch
 
-from qnas.devices import get_device
-from qnas.executors import NoiselessExecutor, NoisyExecutor
-from qnas.pipeline import load_candidate, score_genome
+from qnas.executors import NoiselessExecutor
+from qnas.pipeline import load_candidate, noisy_executor_of, score_genome
 from qnas.results import RunDir
 from qnas.train import finetune
 
@@ -31,22 +30,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     config, task, sc, genome = load_candidate(RunDir(args.run), "best")
-    device = get_device(config.device)
     start = score_genome(config, task, sc, genome, "test", True)
     print(f"start, {config.device}: noisy test accuracy {start['accuracy']:.3f}, loss {start['loss']:.3f}")
-    search = config.search
     executors = {
         "noiseless": lambda sub: NoiselessExecutor(sub, task),
-        "noise-aware": lambda sub: NoisyExecutor(
-            sub,
-            task,
-            device,
-            genome.layout or None,
-            search.optimization_level,
-            search.shots,
-            config.seed,
-            idle_noise=search.idle_noise,
-        ),
+        # The scorer's own circuit: the run's device, layout, transpilation and idle noise.
+        "noise-aware": noisy_executor_of(config, task, genome),
     }
     settings = config.finetune.model_copy(
         update={"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "warmup_epochs": 0}
