@@ -173,7 +173,9 @@ def _cut(
         | set(final)
     )
     duration, success = _cost(transpiled, device, final)
-    scheduled = idle_noise and duration is not None
+    # Scheduling needs the gates' durations only: some calibrations (fake_cambridge,
+    # fake_rochester) time their gates but not their measurements.
+    scheduled = idle_noise and _gates_timed(transpiled, device)
     timed = schedule(transpiled, device, active) if scheduled else transpiled
     local = {p: i for i, p in enumerate(active)}
     restricted = QuantumCircuit(len(active), global_phase=timed.global_phase)
@@ -215,6 +217,21 @@ def schedule(circuit: QuantumCircuit, device: Device, active: Sequence[int]) -> 
             continue
         out.append(inst.operation, inst.qubits, inst.clbits)
     return out
+
+
+def _gates_timed(circuit: QuantumCircuit, device: Device) -> bool:
+    """True when the device gives a duration for every gate of `circuit` (on its qubits)."""
+    target = device.backend.target
+    for inst in circuit.data:
+        name = inst.operation.name
+        if name in NO_OPS:
+            continue
+        if name not in target.operation_names:
+            return False
+        props = target[name].get(tuple(circuit.find_bit(q).index for q in inst.qubits))
+        if props is None or props.duration is None:
+            return False
+    return True
 
 
 def _depth(circuit: QuantumCircuit) -> int:
