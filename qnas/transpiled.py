@@ -79,9 +79,8 @@ class TranspiledCandidate:
 
     def measured_device_circuit(self, device: Device) -> QuantumCircuit:
         """Return the whole-device circuit as the device runs it: scheduled if scored so, logical qubit i into bit i."""
+        # device_circuit already holds the basis change (in_basis appended it).
         circuit = self.device_circuit
-        if self.basis is not None:
-            circuit = _rotated(circuit, device, self.basis, self.final_layout)
         circuit = schedule(circuit, device, self.active_qubits) if self.scheduled else circuit.copy()
         register = ClassicalRegister(self.n_logical, MEASURED)
         circuit.add_register(register)

@@ -74,3 +74,12 @@ def test_the_deployed_circuit_is_scheduled_only_on_its_active_qubits():
     # No delay on the 124 unused qubits: a simulator would otherwise have to hold them all.
     assert delayed and delayed <= set(candidate.active_qubits)
     assert deployed.count_ops()["measure"] == 3
+
+
+def test_the_deployed_circuit_holds_its_basis_change_once():
+    """A measured basis goes on once: the deployed circuit is the scored one plus measurements."""
+    device = get_device("fake_quito")
+    measured = transpile_candidate(unbalanced_circuit(), device, [0, 1, 3]).in_basis(device, "XZY")
+    deployed = measured.measured_device_circuit(device)
+    gates = [i.operation.name for i in deployed.data if i.operation.name not in ("delay", "measure")]
+    assert gates == [i.operation.name for i in measured.device_circuit.data]
