@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -54,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     pareto.add_argument("run", type=Path)
     pareto.add_argument("--format", choices=("table", "csv", "json"), default="table")
 
+    report = sub.add_parser(
+        "report", help="write RUN/report.html: the front, the choice, the circuit, the device"
+    )
+    report.add_argument("run", type=Path)
     export = sub.add_parser("export", help="write a candidate as OpenQASM")
     export.add_argument("run", type=Path)
     export.add_argument("--trial", default="best", help=_TRIAL_HELP)
@@ -63,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--device", help="device to transpile for (default: the run's)")
     export.add_argument("--out", type=Path, help="file to write (default: print)")
+    export.add_argument(
+        "--sample",
+        type=int,
+        help="bind the inputs to this test sample (QASM 2 needs it for a task with inputs)",
+    )
+    export.add_argument("--measure", action="store_true", help="add the readout's measurements")
     prune = sub.add_parser("prune", help="iteratively prune a candidate's gates (QuantumNAS) and export it")
     prune.add_argument("run", type=Path)
     prune.add_argument("--trial", default="best", help=_TRIAL_HELP)
@@ -133,21 +142,44 @@ def _train(args) -> int:
 
 
 def _search(args) -> int:
+    from qnas.api import search
     from qnas.config import load_config
-    from qnas.pipeline import run_search
-    from qnas.results import RunDir
 
     config = load_config(args.config, args.overrides)
     if args.workers < 0:
         raise ValueError(f"--workers must be >= 0, got {args.workers}")
-    outcome = run_search(
-        config, RunDir(args.out), args.workers, args.ray_address, args.storage, not args.quiet
+    run = search(config, args.out, args.workers, args.ray_address, args.storage, not args.quiet)
+    front = run.pareto_front
+    print(
+        f"Pareto front: {len(front)} of {len(run.candidates)} candidates; `qnas pareto {args.out}` shows it"
     )
-    cols = ["id", "trial", "layout", "arch", *config.search.objectives]
-    print(f"Pareto front ({len(outcome.front)} of {len(outcome.candidates)} candidates):")
-    print(outcome.front[cols].to_string(index=False))
-    print("best:", json.dumps(outcome.best, indent=2))
+    print(chosen_text(run.best, config, args.out))
     return 0
+
+
+def chosen_text(best: dict, config, out: Path) -> str:
+    """The end of a search, for a person: the chosen circuit, its scores, its files, what to run next."""
+    test = best["test"]
+    noisy = test["noisy"]
+    lines = [
+        f"chosen circuit: id {best.get('id', '?')} (trial {best['trial']}), {best['arch'][-1]} blocks, "
+        f"layout {best['layout']}, {noisy.get('n_2q', '?')} two-qubit gates, depth {noisy.get('depth', '?')} "
+        f"on {test['device']}",
+        "  (fine-tuned finalists of every depth were compared on the validation set; see best.json)",
+    ]
+    metrics = [m for m in ("accuracy", "calibrated_loss", "loss", "energy") if m in test["noiseless"]]
+    lines.append(f"  {config.task.name} {'test' if 'accuracy' in metrics else ''}".rstrip())
+    lines.append(f"  {'':16s}{'noiseless':>12s}{'noisy (' + test['device'] + ')':>24s}")
+    for m in metrics:
+        a, b = test["noiseless"].get(m), noisy.get(m)
+        shown = [f"{100 * v:.1f}%" if m == "accuracy" else f"{v:.4f}" for v in (a, b)]
+        lines.append(f"  {m:16s}{shown[0]:>12s}{shown[1]:>24s}")
+    exports = ", ".join(best.get("exports", {}).values())
+    lines += [
+        f"files: {out / 'best.json'}, {exports}, {out / 'pareto.html'}",
+        f"next: qnas report {out} | qnas export {out} --format qasm3 | qnas deploy {out} --device {test['device']}",
+    ]
+    return "\n".join(lines)
 
 
 def _devices(args) -> int:
@@ -176,9 +208,11 @@ def _spaces(args) -> int:
 
 
 def _tasks(args) -> int:
-    from qnas.tasks import available_tasks
+    import pandas as pd
 
-    print("\n".join(available_tasks()))
+    from qnas.tasks import available_tasks, describe_task
+
+    print(pd.DataFrame([describe_task(name) for name in available_tasks()]).fillna("").to_string(index=False))
     return 0
 
 
@@ -211,25 +245,19 @@ def _pareto(args) -> int:
     return 0
 
 
+def _report(args) -> int:
+    from qnas.report import write_report
+
+    print(f"wrote {write_report(args.run)}")
+    return 0
+
+
 def _export(args) -> int:
-    from qnas.devices import get_device
-    from qnas.export import export_circuit
-    from qnas.pipeline import load_candidate
-    from qnas.results import RunDir
+    from qnas.api import load_run
 
     _output_file(args.out)
-    config, task, sc, genome = load_candidate(RunDir(args.run), args.trial)
-    device = get_device(args.device or config.device) if args.transpiled else None
-    layout = (genome.layout or None) if device is not None and device.name == config.device else None
-    text = export_circuit(
-        sc.subcircuit(genome.arch),
-        task,
-        args.format,
-        args.out,
-        device,
-        layout,
-        config.search.optimization_level,
-        config.seed,
+    text = load_run(args.run).export(
+        args.trial, args.format, args.out, args.transpiled, args.device, args.sample, args.measure
     )
     print(f"wrote {text}" if args.out else text)
     return 0
@@ -284,6 +312,7 @@ _COMMANDS = {
     "tasks": _tasks,
     "pareto": _pareto,
     "export": _export,
+    "report": _report,
 }
 
 if __name__ == "__main__":

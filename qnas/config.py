@@ -20,8 +20,10 @@ from pydantic import (
     model_validator,
 )
 
+from qnas import registry
+
 # objective name -> direction; the search minimises or maximises it.
-OBJECTIVES: dict[str, str] = {
+BUILTIN_OBJECTIVES: dict[str, str] = {
     "loss": "minimize",  # task loss (noisy when the search is noise-aware); VQE: the energy
     "calibrated_loss": "minimize",  # classification: loss after the best-fitting temperature
     "accuracy": "maximize",  # classification only
@@ -33,6 +35,21 @@ OBJECTIVES: dict[str, str] = {
     "entangling_capability": "maximize",
     "success_probability": "maximize",
 }
+
+
+def available_objectives() -> list[str]:
+    """The built-in objectives, then the registered ones (`qnas.register_objective`)."""
+    return [*BUILTIN_OBJECTIVES, *registry.names("objective")]
+
+
+def objective_direction(name: str) -> str:
+    """Return "minimize" or "maximize": the direction the search takes objective `name`."""
+    if name in BUILTIN_OBJECTIVES:
+        return BUILTIN_OBJECTIVES[name]
+    found = registry.objective(name)
+    if found is None:
+        raise registry.unknown("objective", name, available_objectives())
+    return found.direction
 
 
 class _Strict(BaseModel):
@@ -59,6 +76,9 @@ class TaskConfig(_Strict):
     name: str = "digits4"
     max_train: int | None = Field(None, gt=0, description="subsample MNIST-style training sets")
     logit_scale: float = Field(4.0, gt=0, description="classification logits = logit_scale * <Z>")
+    encoder: str | None = Field(
+        None, description="classification: the encoder by name (None: the task's own)"
+    )
 
 
 class SpaceConfig(_Strict):
@@ -106,11 +126,12 @@ class SearchConfig(_Strict):
 
     @model_validator(mode="after")
     def _budget(self) -> SearchConfig:
-        unknown = [o for o in self.objectives if o not in OBJECTIVES]
+        known = available_objectives()
+        unknown = [o for o in self.objectives if o not in known]
         if unknown:
-            raise ValueError(f"unknown objective(s) {unknown}; allowed: {', '.join(OBJECTIVES)}")
+            raise ValueError(f"unknown objective(s) {unknown}; allowed: {', '.join(known)}")
         if not self.objectives:
-            raise ValueError("search.objectives is empty; give at least one of: " + ", ".join(OBJECTIVES))
+            raise ValueError("search.objectives is empty; give at least one of: " + ", ".join(known))
         if self.parents + self.mutants + self.crossovers != self.population:
             raise ValueError(
                 f"search budget does not add up: parents ({self.parents}) + mutants ({self.mutants}) + "
@@ -218,7 +239,11 @@ def load_config(path: Path | str | None, overrides: list[str] | None = None) -> 
         data = parse_yaml(path.read_text(), str(path)) or {}
         if not isinstance(data, dict):
             raise ValueError(f"{path}: a config is a mapping of sections, got {type(data).__name__}")
-    data = apply_overrides(data, overrides or [])
+    return validate_config(apply_overrides(data, overrides or []))
+
+
+def validate_config(data: dict) -> Config:
+    """Return the Config of a mapping of sections; the first problem is a ValueError naming the key."""
     try:
         return Config.model_validate(data)
     except ValidationError as err:

@@ -29,9 +29,9 @@ from tqdm.auto import tqdm
 from qnas.config import Config
 from qnas.devices import Device, get_device
 from qnas.evaluate import CandidateEvaluator, input_values
+from qnas.evolution.genome import Genome
 from qnas.pipeline import candidate_label, load_candidate
 from qnas.results import RunDir
-from qnas.search.genome import Genome
 from qnas.supercircuit import SuperCircuit
 from qnas.tasks import Task
 from qnas.tasks.base import Samples

@@ -27,6 +27,8 @@ from qiskit_ibm_runtime import fake_provider
 from qiskit_ibm_runtime.fake_provider.backend_encoder import BackendEncoder
 from qiskit_ibm_runtime.fake_provider.fake_backend import FakeBackendV2
 
+from qnas import registry
+
 SNAPSHOT_FORMAT = "qnas-calibration-snapshot"
 SNAPSHOT_VERSION = 1
 # Instructions that are not gates a candidate is built from.
@@ -65,6 +67,8 @@ class Device:
 
     name: str
     backend: BackendV2
+    # A user's own noise model (`qnas.register_device`), used instead of the backend's.
+    custom_noise: NoiseModel | None = None
 
     @property
     def n_qubits(self) -> int:
@@ -84,6 +88,8 @@ class Device:
         runtime's local testing mode) does: that keeps each qubit's asymmetric readout
         errors (P(1|0) != P(0|1)), which `NoiseModel.from_backend` averages into one.
         """
+        if self.custom_noise is not None:
+            return self.custom_noise
         if isinstance(self.backend, FakeBackendV2):
             return self.backend._get_noise_model_from_backend_v2()
         return NoiseModel.from_backend(self.backend)
@@ -117,6 +123,9 @@ def get_device(name: str) -> Device:
     """
     if name in fake_backend_classes():
         return _fake_device(name)
+    registered = registry.device(name)
+    if registered is not None:
+        return registered
     path = Path(name).expanduser()
     if path.suffix == ".json" or path.is_file():
         if not path.is_file():
@@ -127,8 +136,10 @@ def get_device(name: str) -> Device:
         return _live_device(name)
     close = difflib.get_close_matches(name, list(fake_backend_classes()), n=5, cutoff=0.6)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
+    mine = registry.names("device")
+    yours = f", the registered {', '.join(mine)}" if mine else ""
     raise ValueError(
-        f"unknown device {name!r}{hint} Known devices: the fake_* names of `qnas devices`, "
+        f"unknown device {name!r}{hint} Known devices: the fake_* names of `qnas devices`{yours}, "
         "a calibration snapshot file (.json), or a live IBM backend name (ibm_*)."
     )
 
@@ -250,7 +261,7 @@ def calibrated_errors(device: Device) -> tuple[dict[int, float], dict[tuple[int,
 def list_devices(names: list[str] | None = None) -> pd.DataFrame:
     """Return one row per device (all fake backends by default) with its size and median errors."""
     rows = []
-    for name in names if names is not None else list(fake_backend_classes()):
+    for name in names if names is not None else [*fake_backend_classes(), *registry.names("device")]:
         device = get_device(name)
         summary = error_summary(device)
         rows.append(

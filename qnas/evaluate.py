@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from qiskit import QuantumCircuit
 
-from qnas import metrics
+from qnas import metrics, registry
 from qnas.config import Config
 from qnas.devices import Device, get_device
+from qnas.evolution.genome import Genome
 from qnas.noise import noisy_probabilities
-from qnas.search.genome import Genome
 from qnas.space import load_space
 from qnas.supercircuit import SuperCircuit
 from qnas.tasks import Task, task_from_config
@@ -36,10 +36,19 @@ def build_supercircuit(config: Config, n_wires: int) -> SuperCircuit:
 class CandidateEvaluator:
     """Scores genomes of one SuperCircuit on one device; built once per worker."""
 
-    def __init__(self, config: dict, weights: torch.Tensor, samples: Samples = None) -> None:
+    def __init__(
+        self,
+        config: dict,
+        weights: torch.Tensor,
+        samples: Samples = None,
+        task: Task | None = None,
+        registered: dict | None = None,
+    ) -> None:
+        # A worker process knows only qnas's own names until it gets the driver's registrations.
+        registry.restore(registered)
         self.config = Config.model_validate(config)
         self.search = self.config.search
-        self.task: Task = task_from_config(self.config)
+        self.task: Task = task if task is not None else task_from_config(self.config)
         # The samples scored: given once per worker, or the first valid_samples of the split.
         self.samples = (
             samples if samples is not None else self.task.samples("valid", self.search.valid_samples)
@@ -95,6 +104,12 @@ class CandidateEvaluator:
             out["entangling_capability"] = metrics.entangling_capability(
                 sub, n_samples=self.search.expressibility_samples, seed=self.config.seed
             )
+        for name in self.search.objectives:
+            user = registry.objective(name)
+            if user is not None:
+                out[name] = float(
+                    user.function(subcircuit=sub, transpiled=candidate, task=self.task, device=self.device)
+                )
         out.update(seconds_transpile=t1 - t0, seconds_score=t2 - t1, seconds_total=time.perf_counter() - t0)
         return out
 
@@ -124,9 +139,16 @@ def noisy_metrics(
 
 
 def evaluator_payload(config: Config, supercircuit: SuperCircuit, task: Task) -> dict[str, Any]:
-    """What each worker receives once: the config, the shared weights and the validation samples."""
+    """What each worker receives once: the config, the shared weights, the task and its validation samples.
+
+    The task itself travels (not only its name), and so do the user's registrations: a
+    worker need not rebuild the data split nor know a task, objective or device that a
+    notebook registered.
+    """
     return {
         "config": config.model_dump(),
         "weights": supercircuit.weights.detach().clone(),
         "samples": task.samples("valid", config.search.valid_samples),
+        "task": task,
+        "registered": registry.snapshot(),
     }

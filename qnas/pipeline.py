@@ -18,9 +18,14 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from qnas.config import OBJECTIVES, Config
+from qnas import registry
+from qnas.config import Config, objective_direction
 from qnas.devices import Device, calibrated_errors, get_device
 from qnas.evaluate import CandidateEvaluator, build_supercircuit, evaluator_payload
+from qnas.evolution.engine import EvolutionSettings, evolve
+from qnas.evolution.genome import Genome, GenomeSpace, best_layouts
+from qnas.evolution.pareto import hypervolume, pareto_front
+from qnas.evolution.study import CandidateStudy, open_storage
 from qnas.executors import NoisyExecutor
 from qnas.export import export_circuit
 from qnas.gradients import ProbabilisticGradientPruning, get_engine
@@ -36,10 +41,6 @@ from qnas.results import (
     read_checkpoint,
     write_tables,
 )
-from qnas.search.engine import EvolutionSettings, evolve
-from qnas.search.genome import Genome, GenomeSpace, best_layouts
-from qnas.search.pareto import hypervolume, pareto_front
-from qnas.search.study import CandidateStudy, open_storage
 from qnas.space import load_space
 from qnas.supercircuit import Subcircuit, SuperCircuit
 from qnas.tasks import Task, task_from_config
@@ -59,7 +60,8 @@ def check_config(config: Config) -> tuple[Task, SuperCircuit]:
     device = get_device(config.device)
     search = config.search
     for objective in search.objectives:
-        if objective not in _CIRCUIT_OBJECTIVES and objective not in task.metric_names:
+        user = registry.objective(objective) is not None
+        if objective not in _CIRCUIT_OBJECTIVES and objective not in task.metric_names and not user:
             raise ValueError(
                 f"objective {objective!r} is not a metric of task {task.name} ({task.kind}); its metrics: "
                 f"{', '.join(task.metric_names)}, and for any task: {', '.join(sorted(_CIRCUIT_OBJECTIVES))}"
@@ -146,7 +148,7 @@ def run_search(
     device = get_device(config.device)
     space = genome_space(config, sc, device)
     search = config.search
-    directions = [OBJECTIVES[o] for o in search.objectives]
+    directions = [objective_direction(o) for o in search.objectives]
     study = CandidateStudy(
         open_storage(run.storage_url(storage)),
         run.study_name(config),
@@ -303,7 +305,7 @@ def finish_best(
         raise RuntimeError("every candidate failed; see the error column of candidates.csv")
     first = config.search.objectives[0]
     ranked = ok.assign(blocks=ok["arch"].map(lambda a: json.loads(a)[-1]))
-    ranked = ranked.sort_values(first, ascending=OBJECTIVES[first] == "minimize", kind="stable")
+    ranked = ranked.sort_values(first, ascending=objective_direction(first) == "minimize", kind="stable")
     per_depth = ranked.drop_duplicates("blocks").sort_values("blocks")
     keep = (
         np.linspace(0, len(per_depth) - 1, min(config.finetune.finalists, len(per_depth))).round().astype(int)
@@ -331,13 +333,17 @@ def finish_best(
                 "search_scores": {o: float(row[o]) for o in config.search.objectives},
             }
         )
-    sign = 1 if OBJECTIVES[first] == "minimize" else -1
+    sign = 1 if objective_direction(first) == "minimize" else -1
     best = min(finalists, key=lambda f: sign * f["valid"][first])
     genome, tuned = best["genome"], best["tuned"]
     sub = tuned.subcircuit(genome.arch)
     run.exports.mkdir(exist_ok=True)
+    about = {"run": str(run.path), "candidate": f"best (id {candidate_id(candidate_key(sc, genome))})"}
+    about["run_device"] = config.device
+    # OpenQASM 2 has no inputs: a task that reads features is exported as OpenQASM 3 alone.
+    formats = ("qasm3",) if task.n_inputs else ("qasm2", "qasm3")
     paths = {
-        fmt: str(export_circuit(sub, task, fmt, run.exports / f"best.{fmt}")) for fmt in ("qasm2", "qasm3")
+        fmt: str(export_circuit(sub, task, fmt, run.exports / f"best.{fmt}", about=about)) for fmt in formats
     }
     summary = {
         "trial": best["trial"],
@@ -443,7 +449,8 @@ def score_genome(
     n_samples = task.n_samples(split)
     if n_samples is not None:
         scoring.search.valid_samples = n_samples
-    return CandidateEvaluator(scoring.model_dump(), sc.weights.detach().clone(), samples).evaluate(genome)
+    evaluator = CandidateEvaluator(scoring.model_dump(), sc.weights.detach().clone(), samples, task=task)
+    return evaluator.evaluate(genome)
 
 
 def load_supercircuit(config: Config, run: RunDir) -> tuple[Task, SuperCircuit]:

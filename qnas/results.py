@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from qnas.config import OBJECTIVES, Config, dump_config, parse_yaml
-from qnas.search.pareto import pareto_front
+from qnas.config import Config, dump_config, objective_direction, parse_yaml
+from qnas.evolution.pareto import pareto_front
 
 
 class RunDir:
@@ -214,10 +214,10 @@ def front_of(df: pd.DataFrame, objectives: list[str]) -> pd.DataFrame:
     ok = df[~df["failed"]] if "failed" in df else df
     if ok.empty:
         return ok
-    signs = np.array([1.0 if OBJECTIVES[o] == "minimize" else -1.0 for o in objectives])
+    signs = np.array([1.0 if objective_direction(o) == "minimize" else -1.0 for o in objectives])
     values = ok[objectives].to_numpy(dtype=float) * signs
     return ok.iloc[pareto_front(values)].sort_values(
-        objectives[0], ascending=OBJECTIVES[objectives[0]] == "minimize"
+        objectives[0], ascending=objective_direction(objectives[0]) == "minimize"
     )
 
 
@@ -237,26 +237,42 @@ def _atomic(path: Path, write) -> None:
 
 def plot_front(df: pd.DataFrame, front: pd.DataFrame, objectives: list[str], png: Path, html: Path) -> None:
     """Pareto plot of the first two objectives (or objective against trial): PNG and interactive HTML."""
-    import matplotlib
+    # A Figure of its own, not pyplot: the plot must not switch the backend of a user's notebook.
+    import plotly.graph_objects as go
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import plotly.express as px
+    from qnas.report import axis_label
 
     ok = df[~df["failed"]]
     x, y = (objectives[1], objectives[0]) if len(objectives) > 1 else ("trial", objectives[0])
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    # Whether the run was noise-aware is not in the table; the scores' names say loss either way.
+    xlabel = axis_label(x, True).replace("noisy ", "") if x != "trial" else "trial"
+    ylabel = axis_label(y, True).replace("noisy ", "")
+    fig = Figure(figsize=(6, 4.5))
+    ax = fig.subplots()
     ax.scatter(ok[x], ok[y], s=12, alpha=0.4, label="candidates")
     ordered = front.sort_values(x)
     ax.plot(ordered[x], ordered[y], "o-", color="C3", label="Pareto front")
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.legend()
     fig.tight_layout()
     fig.savefig(png, dpi=120)
-    plt.close(fig)
     hover = [c for c in ("id", "trial", "layout", "arch", *objectives) if c in ok]
-    plot = px.scatter(
-        ok.assign(front=ok["trial"].isin(front["trial"])), x=x, y=y, color="front", hover_data=hover
-    )
+    hover = list(dict.fromkeys(hover))
+    plot = go.Figure()
+    for name, part, color in (("candidates", ok, "#9aa5b1"), ("Pareto front", ordered, "#d62728")):
+        text = ["<br>".join(f"{c}: {r[c]}" for c in hover) for _, r in part.iterrows()]
+        plot.add_trace(
+            go.Scatter(
+                x=part[x],
+                y=part[y],
+                mode="markers",
+                name=name,
+                text=text,
+                hoverinfo="text",
+                marker={"color": color},
+            )
+        )
+    plot.update_layout(xaxis_title=xlabel, yaxis_title=ylabel)
     plot.write_html(html, include_plotlyjs=True)

@@ -24,7 +24,7 @@ from qnas.metrics import expressibility
 from qnas.noise import noisy_probabilities
 from qnas.space import load_space
 from qnas.supercircuit import SuperCircuit
-from qnas.tasks.classification import encoder_4x4_ryzxy
+from qnas.tasks.encoders import get_encoder
 from qnas.transpiled import transpile_candidate
 
 
@@ -36,7 +36,7 @@ def digits4_supercircuit(n_blocks: int = 2, seed: int = 0) -> SuperCircuit:
 def digits4_candidate(seed: int = 0) -> QuantumCircuit:
     """The 4x4_ryzxy encoder (16 input parameters) then 2 u3cu3 blocks with random bound weights."""
     sc = digits4_supercircuit(2, seed)
-    return sc.subcircuit(sc.largest()).to_qiskit(bound=True, encoder=encoder_4x4_ryzxy(), n_inputs=16)
+    return sc.subcircuit(sc.largest()).to_qiskit(bound=True, encoder=get_encoder("4x4_ryzxy", 4), n_inputs=16)
 
 
 def score_qnas(

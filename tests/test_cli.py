@@ -57,8 +57,14 @@ def test_export_reimports_to_the_same_state(tmp_path, capsys):
     values = {p: float(x[0, int(p.name.strip("_").split("_")[-1])]) for p in circuit.parameters}
     theirs = Statevector(circuit.assign_parameters(values)).reverse_qargs().data
     assert abs(np.vdot(psi[0].numpy(), theirs)) ** 2 > 1 - 1e-6
-    assert main(["export", str(out), "--trial", "best", "--format", "qasm2", "--transpiled"]) == 0
+    assert (
+        main(["export", str(out), "--trial", "best", "--format", "qasm2", "--transpiled", "--sample", "0"])
+        == 0
+    )
     assert "OPENQASM 2.0" in capsys.readouterr().out
+    # Without a sample, QASM 2 would drop the encoder: refused, naming QASM 3.
+    assert main(["export", str(out), "--format", "qasm2"]) == 2
+    assert "export OpenQASM 3" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv", [["pareto", "/nonexistent/run"], ["export", "/nonexistent/run"]])

@@ -7,8 +7,8 @@ import pytest
 from qnas.cli import main
 from qnas.config import load_config
 from qnas.devices import get_device
+from qnas.evolution.genome import Genome
 from qnas.pipeline import noisy_executor_of
-from qnas.search.genome import Genome
 from qnas.space import load_space
 from qnas.supercircuit import SuperCircuit
 from qnas.tasks import get_task

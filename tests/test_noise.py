@@ -12,14 +12,14 @@ from qnas.noise import noisy_probabilities
 from qnas.noise_model import readout_matrices
 from qnas.space import load_space
 from qnas.supercircuit import SuperCircuit
-from qnas.tasks.classification import encoder_4x4_ryzxy
+from qnas.tasks.encoders import get_encoder
 from qnas.transpiled import transpile_candidate
 
 
 def digits4_circuit(n_blocks: int = 1, seed: int = 0) -> QuantumCircuit:
     """4x4_ryzxy encoder (16 input parameters) and u3cu3 blocks with bound random weights."""
     sc = SuperCircuit(load_space("u3cu3"), 4, max_blocks=n_blocks, seed=seed)
-    return sc.subcircuit(sc.largest()).to_qiskit(bound=True, encoder=encoder_4x4_ryzxy(), n_inputs=16)
+    return sc.subcircuit(sc.largest()).to_qiskit(bound=True, encoder=get_encoder("4x4_ryzxy", 4), n_inputs=16)
 
 
 def full_device_circuit(candidate, device) -> QuantumCircuit:

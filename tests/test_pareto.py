@@ -3,10 +3,10 @@ import itertools
 import numpy as np
 import pytest
 
-from qnas.search.engine import EvolutionSettings, evolve
-from qnas.search.genome import Genome, GenomeSpace, best_layouts, check_layout
-from qnas.search.operators import Mutation, UniformCrossover
-from qnas.search.pareto import (
+from qnas.evolution.engine import EvolutionSettings, evolve
+from qnas.evolution.genome import Genome, GenomeSpace, best_layouts, check_layout
+from qnas.evolution.operators import Mutation, UniformCrossover
+from qnas.evolution.pareto import (
     crowding_distance,
     hypervolume,
     non_dominated_fronts,

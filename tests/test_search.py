@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from qnas.cli import main
-from qnas.search.pareto import hypervolume
+from qnas.evolution.pareto import hypervolume
 
 CONFIG = Path(__file__).with_name("tiny_search.yaml")
 ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}

@@ -1,15 +1,18 @@
-"""Tasks by name: image classification on 4 qubits and molecular VQE."""
+"""Tasks by name: image classification, molecular VQE, and the tasks a user registers."""
 
 from __future__ import annotations
 
-import difflib
+import dataclasses
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from qnas import registry
 from qnas.tasks.base import Task
 from qnas.tasks.classification import ClassificationTask, as_tensors, select_classes, split_dataset
-from qnas.tasks.datasets import load_digits_4x4, load_image_set, pool_to_4x4
+from qnas.tasks.custom import classification_task, vqe_task
+from qnas.tasks.datasets import data_dir, load_digits_4x4, load_image_set, pool_to_4x4
+from qnas.tasks.encoders import DEFAULT_ENCODER, available_encoders, get_encoder
 from qnas.tasks.vqe import DATA_DIR, VQETask, load_vqe_task
 
 if TYPE_CHECKING:
@@ -26,15 +29,27 @@ _CLASSIFICATION = {
 }
 
 
-def available_tasks() -> list[str]:
-    """Every task name get_task accepts."""
+def builtin_task_names() -> list[str]:
+    """The tasks qnas ships: the classification sets and the Hamiltonians in qnas/data."""
     return sorted([*_CLASSIFICATION, *(p.stem for p in DATA_DIR.glob("*.json"))])
 
 
-def get_task(name: str, seed: int = 0, max_train: int | None = None, logit_scale: float = 1.0) -> Task:
+def available_tasks() -> list[str]:
+    """Every task name get_task accepts: the built-in ones and the registered ones."""
+    return sorted([*builtin_task_names(), *registry.names("task")])
+
+
+def get_task(
+    name: str,
+    seed: int = 0,
+    max_train: int | None = None,
+    logit_scale: float = 1.0,
+    encoder: str | None = None,
+) -> Task:
     """Return the task called `name`; the data split is drawn with `seed`.
 
-    `logit_scale` multiplies the <Z> readout of classification tasks (no effect on VQE).
+    `logit_scale` multiplies the <Z> readout of classification tasks, and `encoder` names
+    their encoder (None: the task's own); a VQE takes neither.
     """
     if name in _CLASSIFICATION:
         source, classes = _CLASSIFICATION[name]
@@ -43,19 +58,65 @@ def get_task(name: str, seed: int = 0, max_train: int | None = None, logit_scale
             splits = split_dataset(features, labels, classes, seed)
         else:
             splits = _image_splits(source, classes, seed, max_train)
-        return ClassificationTask(name, classes, splits, logit_scale=logit_scale)
+        return ClassificationTask(
+            name, classes, splits, logit_scale=logit_scale, encoder_name=encoder or DEFAULT_ENCODER
+        )
     if (DATA_DIR / f"{name}.json").exists():
-        return load_vqe_task(name)
-    known = available_tasks()
-    close = difflib.get_close_matches(name, known, n=3)
-    hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    raise ValueError(f"unknown task {name!r}{hint}; allowed: {', '.join(known)}")
+        task = load_vqe_task(name)
+    else:
+        found = registry.task(name)
+        if found is None:
+            raise registry.unknown("task", name, available_tasks())
+        task = found(seed=seed, max_train=max_train) if callable(found) else found
+        if not isinstance(task, Task):
+            raise ValueError(f"registered task {name!r} gave a {type(task).__name__}, not a qnas Task")
+        if isinstance(task, ClassificationTask):
+            # The config's settings apply to a registered classifier as to a built-in one.
+            task = dataclasses.replace(
+                task, name=name, logit_scale=logit_scale, encoder_name=encoder or task.encoder_name
+            )
+            encoder = None
+    if encoder is not None:
+        raise ValueError(f"task {name} ({task.kind}) has no encoder to choose; remove task.encoder")
+    return task
+
+
+def describe_task(name: str) -> dict:
+    """One row of `qnas tasks`: the task's kind, qubits, classes and split sizes (or why its data is missing)."""
+    if name in _CLASSIFICATION and _CLASSIFICATION[name][0] != "digits":
+        source = _CLASSIFICATION[name][0]
+        # MNIST-style sets are the user's files; loading 60000 images to count them is not worth it.
+        found = (data_dir(source) / f"{source}.npz").exists() or any(data_dir(source).glob("*idx*"))
+        return {
+            "name": name,
+            "kind": "classification",
+            "qubits": 4,
+            "classes": " ".join(map(str, _CLASSIFICATION[name][1])),
+            "sizes": f"files in {data_dir(source)}"
+            if found
+            else f"needs {data_dir(source) / (source + '.npz')}",
+        }
+    task = get_task(name)
+    row = {"name": name, "kind": task.kind, "qubits": task.n_wires}
+    if isinstance(task, ClassificationTask):
+        row["classes"] = " ".join(map(str, task.classes))
+    sizes = {split: task.n_samples(split) for split in ("train", "valid", "test")}
+    row["sizes"] = (
+        " / ".join(f"{split} {n}" for split, n in sizes.items() if n is not None)
+        if any(v is not None for v in sizes.values())
+        else f"{len(task.paulis)} Pauli terms"
+        if isinstance(task, VQETask)
+        else ""
+    )
+    return row
 
 
 def task_from_config(config: Config) -> Task:
     """The task of a run's config, its data split drawn with the run's seed."""
     t = config.task
-    return get_task(t.name, seed=config.seed, max_train=t.max_train, logit_scale=t.logit_scale)
+    return get_task(
+        t.name, seed=config.seed, max_train=t.max_train, logit_scale=t.logit_scale, encoder=t.encoder
+    )
 
 
 def _image_splits(
@@ -77,4 +138,17 @@ def _image_splits(
     return splits
 
 
-__all__ = ["ClassificationTask", "Task", "VQETask", "available_tasks", "get_task", "task_from_config"]
+__all__ = [
+    "ClassificationTask",
+    "Task",
+    "VQETask",
+    "available_encoders",
+    "available_tasks",
+    "builtin_task_names",
+    "classification_task",
+    "describe_task",
+    "get_encoder",
+    "get_task",
+    "task_from_config",
+    "vqe_task",
+]

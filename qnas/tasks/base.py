@@ -45,6 +45,16 @@ class Task(ABC):
     n_inputs: int
     encoder: list[Layer]
 
+    # --- what an export says ---------------------------------------------------------
+
+    def describe_inputs(self) -> list[str]:
+        """Lines for an export's header: what each input feature is."""
+        return []
+
+    def describe_readout(self) -> list[str]:
+        """Lines for an export's header: which qubits to measure and how counts become the task's result."""
+        return []
+
     # --- data -------------------------------------------------------------------------
 
     @abstractmethod

@@ -1,4 +1,4 @@
-"""Image classification on 4 qubits: 4x4 features, the 4x4_ryzxy encoder, Z readout, NLL loss."""
+"""Classification: features encoded into angles (4x4_ryzxy by default), a <Z> readout, NLL loss."""
 
 from __future__ import annotations
 
@@ -10,28 +10,28 @@ import torch
 import torch.nn.functional as F
 
 from qnas.measure import z_expectations
-from qnas.sim import Layer, expval_z
+from qnas.sim import expval_z
 from qnas.tasks.base import Task
+from qnas.tasks.encoders import DEFAULT_ENCODER, get_encoder, n_features_read
 
 N_WIRES = 4
 
 
-def encoder_4x4_ryzxy() -> list[Layer]:
-    """QuantumNAS's "4x4_ryzxy": RY, RZ, RX, RY on the 4 wires, each layer reading 4 of the 16 features."""
-    wires = tuple((w,) for w in range(N_WIRES))
-    return [
-        Layer(gate, wires, "input", tuple((4 * k + w,) for w in range(N_WIRES)))
-        for k, gate in enumerate(("ry", "rz", "rx", "ry"))
-    ]
-
-
 def readout_logits(z: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """Logits from the per-qubit <Z>: one qubit per class for 4 classes, summed pairs for 2 (QuantumNAS)."""
-    if n_classes == z.shape[1]:
+    """Logits from the per-qubit <Z> (B, n_wires): class c reads a group of qubits.
+
+    One qubit per class when the counts match; consecutive groups of n_wires / n_classes
+    qubits summed when they divide (QuantumNAS: 2 classes on 4 qubits read (0, 1) and
+    (2, 3)); otherwise the first n_classes qubits.
+    """
+    n_wires = z.shape[1]
+    if n_classes == n_wires:
         return z
-    if n_classes == 2 and z.shape[1] == 4:
-        return z.view(-1, 2, 2).sum(-1)
-    raise ValueError(f"no readout for {n_classes} classes on {z.shape[1]} qubits")
+    if n_classes > n_wires:
+        raise ValueError(f"no readout for {n_classes} classes on {n_wires} qubits")
+    if n_wires % n_classes == 0:
+        return z.view(-1, n_classes, n_wires // n_classes).sum(-1)
+    return z[:, :n_classes]
 
 
 def calibrated_loss(logits: torch.Tensor, y: torch.Tensor) -> float:
@@ -66,16 +66,46 @@ class ClassificationTask(Task):
     # 4 blocks 81.0% -> 83.5% test accuracy, 3 seeds). Accuracy and calibrated_loss do not
     # depend on it; only training and the plain loss do.
     logit_scale: float = 1.0
-    kind: str = "classification"
     n_wires: int = N_WIRES
-    n_inputs: int = 16
+    encoder_name: str = DEFAULT_ENCODER
+    input_description: str = (
+        "x[i] is pixel (i // 4, i % 4) of the image average-pooled to 4x4, read row by row, scaled from "
+        "[0, 1] to [0, pi]"
+    )
+    kind: str = "classification"
     metric: str = "accuracy"
     higher_is_better: bool = True
     metric_names: tuple[str, ...] = ("loss", "calibrated_loss", "accuracy")
     final_split: str = "test"
 
     def __post_init__(self) -> None:
-        self.encoder = encoder_4x4_ryzxy()
+        if len(self.classes) > self.n_wires:
+            raise ValueError(
+                f"task {self.name}: {len(self.classes)} classes on {self.n_wires} qubits; the readout needs "
+                f"n_wires >= n_classes"
+            )
+        self.encoder = get_encoder(self.encoder_name, self.n_wires)
+        self.n_inputs = int(self.splits["train"][0].shape[1])
+        wanted = n_features_read(self.encoder)
+        if wanted > self.n_inputs:
+            raise ValueError(
+                f"task {self.name}: encoder {self.encoder_name!r} on {self.n_wires} wires reads {wanted} "
+                f"features; the samples have {self.n_inputs}"
+            )
+
+    def describe_inputs(self) -> list[str]:
+        return [self.input_description, f"encoder: {self.encoder_name}"]
+
+    def describe_readout(self) -> list[str]:
+        groups = readout_logits(torch.eye(self.n_wires), self.n_classes).T
+        reads = ", ".join(
+            f"class {c} ({label}): qubits {torch.nonzero(groups[c]).flatten().tolist()}"
+            for c, label in enumerate(self.classes)
+        )
+        return [
+            "readout: measure every qubit in Z; <Z_q> = (shots with bit q = 0 - shots with bit q = 1) / shots",
+            f"prediction: the class whose qubits' <Z> sum is largest; {reads}",
+        ]
 
     @property
     def n_classes(self) -> int:

@@ -44,6 +44,17 @@ class VQETask(Task):
         occupied = tuple((w,) for w, occ in enumerate(self.hf_state) if occ)
         self.encoder = [Layer("x", occupied)] if occupied else []
 
+    def describe_readout(self) -> list[str]:
+        bases = self.measurement_bases()
+        return [
+            f"start: |{''.join(map(str, self.hf_state))}> (qubit 0 first; the X gates are in the circuit)",
+            f"energy: sum of {len(self.paulis)} Pauli terms' coefficients times their expectations, measured in "
+            f"{len(bases)} bases (qubit 0 first): {', '.join(bases[:8])}{' ...' if len(bases) > 8 else ''}",
+            "in a basis, rotate X to Z with H and Y to Z with Sdg then H before measuring; a term's expectation "
+            "is the mean parity of its qubits' bits",
+            f"exact ground energy: {self.exact_energy:.6f} Ha",
+        ]
+
     @property
     def n_wires(self) -> int:
         return len(self.paulis[0])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qnas.search.genome import Genome, GenomeSpace
+from qnas.evolution.genome import Genome, GenomeSpace
 
 
 class Mutation:

@@ -13,6 +13,7 @@ import os
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import optuna
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 
-from qnas.search.genome import Genome, GenomeSpace
+from qnas.evolution.genome import Genome, GenomeSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -104,6 +105,11 @@ class CandidateStudy:
             raise ValueError(
                 f"study {study_name} exists with other objectives; use a new run directory or study name"
             )
+        if self.study.metric_names is None:
+            # So optuna-dashboard and `study.trials_dataframe()` name the objectives.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self.study.set_metric_names(list(objectives))
         self.objectives = objectives
         self.signs = np.array([1.0 if d == "minimize" else -1.0 for d in directions])
         self.space = space

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qnas.search.genome import Genome, GenomeSpace
-from qnas.search.operators import Mutation, UniformCrossover
-from qnas.search.pareto import nsga2_select
+from qnas.evolution.genome import Genome, GenomeSpace
+from qnas.evolution.operators import Mutation, UniformCrossover
+from qnas.evolution.pareto import nsga2_select
 
 # genomes of one generation, its number -> objective values (n, m), minimised, inf = failed
 ScoreFn = Callable[[list[Genome], int], np.ndarray]
