@@ -20,7 +20,7 @@ from qnas import metrics, registry
 from qnas.config import Config
 from qnas.devices import Device, get_device
 from qnas.evolution.genome import Genome
-from qnas.noise import noisy_probabilities
+from qnas.noise import Simulation, noisy_probability_groups
 from qnas.space import load_space
 from qnas.supercircuit import SuperCircuit
 from qnas.tasks import Task, task_from_config
@@ -90,7 +90,13 @@ class CandidateEvaluator:
         if self.search.noise_aware:
             out.update(
                 noisy_metrics(
-                    self.task, candidate, self.device, self.samples, self.search.shots, self.config.seed
+                    self.task,
+                    candidate,
+                    self.device,
+                    self.samples,
+                    self.search.shots,
+                    self.config.seed,
+                    simulation_of(self.search),
                 )
             )
         else:
@@ -119,6 +125,16 @@ def input_values(circuit: QuantumCircuit, x: torch.Tensor) -> np.ndarray:
     return x.double().numpy()[:, [p.index for p in circuit.parameters]]
 
 
+def simulation_of(search: Any) -> Simulation:
+    """The noisy simulation a search config asks for (`search.noise_method` and its keys)."""
+    return Simulation(
+        method=search.noise_method,
+        exact_max_qubits=search.exact_max_qubits,
+        trajectories=search.trajectories,
+        memory_budget=int(search.memory_budget_gb * 2**30),
+    )
+
+
 def noisy_metrics(
     task: Task,
     candidate: TranspiledCandidate,
@@ -126,16 +142,35 @@ def noisy_metrics(
     samples: Samples,
     shots: int | None = None,
     seed: int = 0,
+    simulation: Simulation | None = None,
 ) -> dict[str, float]:
-    """Return the task's metrics of a bound candidate on `samples`, from its noisy probabilities in every basis."""
+    """Return the task's metrics of a bound candidate on `samples`, from its noisy probabilities in every basis.
+
+    Scored by trajectories, each metric `m` comes with `m_se`: its standard error by the
+    jackknife over the groups of trajectories (leave one group out, recompute the metric).
+    """
     x = task.features(samples)
-    probs = {
-        basis: noisy_probabilities(
-            measured, device, input_values(measured.circuit, x), shots=shots, seed=seed
+    groups = {
+        basis: noisy_probability_groups(
+            measured, device, input_values(measured.circuit, x), shots=shots, seed=seed, simulation=simulation
         )
         for basis, measured in task.measurement_circuits(candidate, device).items()
     }
-    return task.metrics_from_probabilities(probs, samples)
+    metrics = task.metrics_from_probabilities({b: g.mean(0) for b, g in groups.items()}, samples)
+    n_groups = len(next(iter(groups.values())))
+    if n_groups > 1:
+        leave_out = [
+            task.metrics_from_probabilities(
+                {b: np.delete(g, i, axis=0).mean(0) for b, g in groups.items()}, samples
+            )
+            for i in range(n_groups)
+        ]
+        for name in list(metrics):
+            values = np.array([m[name] for m in leave_out], dtype=float)
+            metrics[f"{name}_se"] = float(
+                np.sqrt((n_groups - 1) / n_groups * np.sum((values - values.mean()) ** 2))
+            )
+    return metrics
 
 
 def evaluator_payload(config: Config, supercircuit: SuperCircuit, task: Task) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from qnas.devices import Device
-from qnas.noise import noisy_probabilities
+from qnas.noise import Simulation, noisy_probabilities
 from qnas.sim import Layer, run
 from qnas.supercircuit import Subcircuit
 from qnas.tasks import Task
@@ -146,9 +146,11 @@ class NoisyExecutor(_TaskExecutor):
         seed: int = 0,
         noiseless: bool = False,
         idle_noise: bool = True,
+        simulation: Simulation | None = None,
     ) -> None:
         self.sub, self.task, self.device = sub, task, device
         self.shots, self.seed, self.noiseless = shots, seed, noiseless
+        self.simulation = simulation
         self.n_executions = 0
         circuit = sub.to_qiskit(bound=False, encoder=task.encoder, n_inputs=task.n_inputs)
         candidate = transpile_candidate(circuit, device, layout, optimization_level, seed, idle_noise)
@@ -176,7 +178,9 @@ class NoisyExecutor(_TaskExecutor):
         values = self._values(t, x)
         self.seed += 1
         probs = {
-            basis: noisy_probabilities(cand, self.device, values, self.shots, self.noiseless, self.seed)
+            basis: noisy_probabilities(
+                cand, self.device, values, self.shots, self.noiseless, self.seed, simulation=self.simulation
+            )
             for basis, cand in self.candidates.items()
         }
         self.n_executions += k * b * len(self.candidates)

@@ -12,6 +12,7 @@ engine does not batch.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -37,13 +38,35 @@ from qnas.transpiled import TranspiledCandidate
 # The contractions are a few hundred small matrix products: a BLAS thread pool costs more
 # than it saves, and on shared cores it made scoring 3x slower (measured on 2 cores).
 _BLAS = ThreadpoolController()
-# Samples are simulated in chunks that hold at most this many bytes of density matrices,
-# so a wide candidate costs time, not memory.
-MEMORY_BUDGET = 1 << 30
+# Exact simulation works through the samples in chunks that hold at most this many bytes
+# of density matrices, so a wide candidate costs time, not memory (search.memory_budget_gb).
+MEMORY_BUDGET = 2 << 30
 
 
 class NotBatchable(Exception):
     """The circuit holds a gate the batched engine does not handle (qiskit-aer takes over)."""
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """How noisy probabilities are computed: exact density matrices up to `exact_max_qubits`, trajectories above.
+
+    `method` "auto" picks by the candidate's active qubits; "exact" and "trajectories"
+    force one. `trajectories` per sample in `groups` groups (their spread gives the
+    standard error); `memory_budget` bytes bound either engine's state per chunk.
+    """
+
+    method: str = "auto"
+    exact_max_qubits: int = 8
+    trajectories: int = 32
+    groups: int = 8
+    memory_budget: int = MEMORY_BUDGET
+    device: str = "cpu"
+
+    def uses_trajectories(self, n_active: int) -> bool:
+        if self.method not in ("auto", "exact", "trajectories"):
+            raise ValueError(f"noise method {self.method!r}; allowed: auto, exact, trajectories")
+        return self.method == "trajectories" or (self.method == "auto" and n_active > self.exact_max_qubits)
 
 
 def noisy_probabilities(
@@ -54,41 +77,109 @@ def noisy_probabilities(
     noiseless: bool = False,
     seed: int = 0,
     engine: Literal["qnas", "aer"] = "qnas",
+    simulation: Simulation | None = None,
 ) -> np.ndarray:
     """Return (N, 2**n_logical) probabilities of measuring the logical qubits, readout error included.
 
     Logical qubit 0 is the least significant bit (qiskit's order). One row of
     `parameter_values` per sample, one column per `candidate.circuit.parameters` (sorted).
-    Exact density-matrix probabilities by default, `shots` samples per row on request
-    (always qiskit-aer). Engine "qnas" evolves the N density matrices together in numpy;
-    engine "aer" makes one qiskit-aer call with parameter_binds (the two agree to float
-    error; "qnas" falls back to "aer" for gates it does not batch). `noiseless` takes the
-    same path without noise (idle time included).
+    Exact density-matrix probabilities by default, Monte-Carlo trajectories above
+    `simulation.exact_max_qubits` active qubits (their mean), `shots` samples per row on
+    request (always qiskit-aer). Engine "qnas" evolves the N samples together; engine
+    "aer" makes one qiskit-aer call with parameter_binds (the two agree to float error;
+    "qnas" falls back to "aer" for gates it does not batch). `noiseless` takes the same
+    path without noise (idle time included).
+    """
+    groups = noisy_probability_groups(
+        candidate, device, parameter_values, shots, noiseless, seed, engine, simulation
+    )
+    return groups.mean(axis=0)
+
+
+def noisy_probability_groups(
+    candidate: TranspiledCandidate,
+    device: Device,
+    parameter_values: np.ndarray | None,
+    shots: int | None = None,
+    noiseless: bool = False,
+    seed: int = 0,
+    engine: Literal["qnas", "aer"] = "qnas",
+    simulation: Simulation | None = None,
+) -> np.ndarray:
+    """Return (G, N, 2**n_logical): one estimate of `noisy_probabilities` per group of trajectories.
+
+    G = 1 for the exact engines (and for shots); G = simulation.groups for trajectories,
+    whose mean is the estimate and whose spread its standard error.
     """
     if engine not in ("qnas", "aer"):
         raise ValueError(f"engine {engine!r}; allowed: 'qnas', 'aer'")
+    simulation = simulation or Simulation()
     values = parameter_table(candidate, parameter_values)
+    n = len(candidate.active_qubits)
+    trajectories = simulation.uses_trajectories(n) and not noiseless and shots is None
     if shots is None and engine == "qnas":
         try:
             program = compile_program(candidate, device, noiseless)
         except NotBatchable:
             program = None
         if program is not None:
-            n = len(candidate.active_qubits)
-            chunk = max(1, MEMORY_BUDGET // density_matrix_bytes(n, 1))
             measured = candidate.measured_local_qubits
-            with _BLAS.limit(limits=1, user_api="blas"):
-                probs = np.concatenate(
-                    [
-                        run_density_matrices(program, n, values[start : start + chunk], measured)
-                        for start in range(0, len(values), chunk)
-                    ]
-                )
+            if trajectories:
+                probs = _trajectory_groups(program, n, values, measured, simulation, seed)
+            else:
+                probs = _exact(program, n, values, measured, simulation.memory_budget)[None]
             if not noiseless:
                 matrices = noise_model.readout_matrices(device.noise_model, candidate.final_layout)
-                probs = apply_readout(probs, matrices)
+                probs = np.stack([apply_readout(p, matrices) for p in probs])
             return probs
-    return aer_sim.probabilities(candidate, device, values, shots, noiseless, seed)
+    if trajectories or density_matrix_bytes(n, 1) > simulation.memory_budget:
+        raise ValueError(
+            f"a candidate on {n} active qubits with gates the qnas engine does not batch: qiskit-aer's "
+            "density matrices would exceed the memory budget; allowed here: circuits in the device's basis gates"
+        )
+    return aer_sim.probabilities(candidate, device, values, shots, noiseless, seed)[None]
+
+
+def _exact(program: list[Step], n: int, values: np.ndarray, measured: list[int], budget: int) -> np.ndarray:
+    per_sample = density_matrix_bytes(n, 1)
+    if per_sample > budget:
+        raise ValueError(
+            f"exact simulation of {n} active qubits needs {per_sample / 2**30:.1f} GiB per sample, over the "
+            f"memory budget of {budget / 2**30:.1f} GiB (search.memory_budget_gb); score it with trajectories "
+            "(search.noise_method: auto or trajectories)"
+        )
+    chunk = max(1, budget // per_sample)
+    with _BLAS.limit(limits=1, user_api="blas"):
+        return np.concatenate(
+            [
+                run_density_matrices(program, n, values[start : start + chunk], measured)
+                for start in range(0, len(values), chunk)
+            ]
+        )
+
+
+def _trajectory_groups(
+    program: list[Step], n: int, values: np.ndarray, measured: list[int], simulation: Simulation, seed: int
+) -> np.ndarray:
+    from qnas.sim import trajectories
+
+    per_state = 4 * 8 * 2**n  # complex64 state vector and the step's temporaries
+    if per_state > simulation.memory_budget:
+        raise ValueError(
+            f"a state vector of {n} active qubits needs {per_state / 2**30:.1f} GiB, over the memory budget of "
+            f"{simulation.memory_budget / 2**30:.1f} GiB (search.memory_budget_gb)"
+        )
+    return trajectories.run_trajectories(
+        program,
+        n,
+        values,
+        measured,
+        simulation.trajectories,
+        seed,
+        simulation.groups,
+        simulation.device,
+        chunk_bytes=min(trajectories.CHUNK_BYTES, simulation.memory_budget),
+    )
 
 
 def parameter_table(candidate: TranspiledCandidate, parameter_values: np.ndarray | None) -> np.ndarray:

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from qnas import registry
 from qnas.config import Config, objective_direction
 from qnas.devices import Device, calibrated_errors, get_device
-from qnas.evaluate import CandidateEvaluator, build_supercircuit, evaluator_payload
+from qnas.evaluate import CandidateEvaluator, build_supercircuit, evaluator_payload, simulation_of
 from qnas.evolution.engine import EvolutionSettings, evolve
 from qnas.evolution.genome import Genome, GenomeSpace, best_layouts
 from qnas.evolution.pareto import hypervolume, pareto_front
@@ -396,6 +396,11 @@ def _finetuned(
             search.optimization_level,
             search.shots,
             search.idle_noise,
+            *(
+                [search.noise_method, search.exact_max_qubits, search.trajectories]
+                if task.n_wires > search.exact_max_qubits or search.noise_method != "auto"
+                else []
+            ),
         ]
         executor_of = noisy_executor_of(config, task, genome)
     else:
@@ -429,6 +434,7 @@ def noisy_executor_of(config: Config, task: Task, genome: Genome) -> Callable[[S
             search.shots,
             config.seed,
             idle_noise=search.idle_noise,
+            simulation=simulation_of(search),
         )
 
     return executor_of

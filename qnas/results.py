@@ -55,7 +55,10 @@ class RunDir:
                 f"cannot create the run directory {self.path} ({err.strerror}); give --out a place you can write"
             ) from None
         if self.config_file.exists():
-            saved = parse_yaml(self.config_file.read_text(), str(self.config_file))
+            # Read through today's Config, so keys added since the run began take their defaults.
+            saved = Config.model_validate(
+                parse_yaml(self.config_file.read_text(), str(self.config_file))
+            ).model_dump()
             if saved != config.model_dump():
                 changed = _changed_keys(saved, config.model_dump())
                 raise ValueError(
@@ -64,10 +67,10 @@ class RunDir:
                 )
         else:
             self.config_file.write_text(dump_config(config))
-        # So the run directory says which study of a shared storage is its.
-        name = self.study_name(config)
-        if not self.study_name_file.exists() or self.study_name_file.read_text().strip() != name:
-            self.study_name_file.write_text(name + "\n")
+        # So the run directory says which study of a shared storage is its; a run begun by an
+        # earlier qnas keeps its name when a release adds config keys (and so changes the digest).
+        if not self.study_name_file.exists():
+            self.study_name_file.write_text(self.study_name(config) + "\n")
 
     def load_config(self) -> Config:
         if not self.config_file.exists():
@@ -83,8 +86,11 @@ class RunDir:
 
         Named by the resolved config, which is everything the scores depend on, not by the
         folder: a moved or copied run finds its own scores, and runs that differ in
-        anything (a seed) never read each other's from one shared storage.
+        anything (a seed) never read each other's from one shared storage. The name is
+        written into the run directory when the run begins and read from there after.
         """
+        if self.study_name_file.exists():
+            return self.study_name_file.read_text().strip()
         text = json.dumps(config.model_dump(), sort_keys=True)
         return f"qnas-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 

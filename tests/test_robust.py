@@ -109,6 +109,19 @@ def test_a_copied_run_resumes_without_new_evaluations(tiny_run, copied_run):
     assert list(before) == [name] and (tiny_run / "study_name").read_text().strip() == name
 
 
+def test_a_run_begun_before_new_config_keys_resumes_its_own_study(copied_run):
+    # A run written by a qnas without the noisy-simulation keys: its config.yaml lacks them.
+    import yaml
+
+    data = yaml.safe_load((copied_run / "config.yaml").read_text())
+    for key in ("noise_method", "exact_max_qubits", "trajectories", "memory_budget_gb"):
+        del data["search"][key]
+    (copied_run / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    before = _n_trials(_journal(copied_run / "study.journal"))
+    assert _search(copied_run) == 0
+    assert _n_trials(_journal(copied_run / "study.journal")) == before
+
+
 def test_runs_with_other_seeds_in_one_storage_get_other_studies(tmp_path):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     runs = [tmp_path / f"seed{seed}" / "run" for seed in (0, 1)]

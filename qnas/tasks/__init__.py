@@ -11,8 +11,9 @@ from qnas import registry
 from qnas.tasks.base import Task
 from qnas.tasks.classification import ClassificationTask, as_tensors, select_classes, split_dataset
 from qnas.tasks.custom import classification_task, vqe_task
-from qnas.tasks.datasets import data_dir, load_digits_4x4, load_image_set, pool_to_4x4
+from qnas.tasks.datasets import data_dir, load_digits_4x4, load_digits_8x8, load_image_set, pool_images
 from qnas.tasks.encoders import DEFAULT_ENCODER, available_encoders, get_encoder
+from qnas.tasks.spin_chains import SPIN_CHAINS, parse_chain, spin_chain_task
 from qnas.tasks.vqe import DATA_DIR, VQETask, load_vqe_task
 
 if TYPE_CHECKING:
@@ -26,12 +27,19 @@ _CLASSIFICATION = {
     "mnist2": ("mnist", (3, 6)),
     "fashion4": ("fashion", (0, 1, 2, 3)),
     "fashion2": ("fashion", (3, 6)),
+    # All 10 classes on 10 qubits (QuantumNAS, Elivagar): 8x8 images, PCA to what the encoder reads.
+    "digits10": ("digits", tuple(range(10))),
+    "mnist10": ("mnist", tuple(range(10))),
+    "fashion10": ("fashion", tuple(range(10))),
 }
+_WIDE = {"digits10", "mnist10", "fashion10"}
+_WIDE_ENCODER = "ryzxy"  # 4 features per wire: 40 principal components of 64 pooled pixels
+_EIGHT = "x[i] is pixel (i // 8, i % 8) of the image average-pooled to 8x8, scaled from [0, 1] to [0, pi]"
 
 
 def builtin_task_names() -> list[str]:
-    """The tasks qnas ships: the classification sets and the Hamiltonians in qnas/data."""
-    return sorted([*_CLASSIFICATION, *(p.stem for p in DATA_DIR.glob("*.json"))])
+    """The tasks qnas ships: the classification sets, the Hamiltonians in qnas/data, the spin chains."""
+    return sorted([*_CLASSIFICATION, *(p.stem for p in DATA_DIR.glob("*.json")), *SPIN_CHAINS])
 
 
 def available_tasks() -> list[str]:
@@ -53,16 +61,21 @@ def get_task(
     """
     if name in _CLASSIFICATION:
         source, classes = _CLASSIFICATION[name]
+        size = 8 if name in _WIDE else 4
         if source == "digits":
-            features, labels = load_digits_4x4()
+            features, labels = load_digits_8x8() if size == 8 else load_digits_4x4()
             splits = split_dataset(features, labels, classes, seed)
         else:
-            splits = _image_splits(source, classes, seed, max_train)
+            splits = _image_splits(source, classes, seed, max_train, size)
+        extra = {"n_wires": 10, "input_description": _EIGHT} if size == 8 else {}
+        default = _WIDE_ENCODER if size == 8 else DEFAULT_ENCODER
         return ClassificationTask(
-            name, classes, splits, logit_scale=logit_scale, encoder_name=encoder or DEFAULT_ENCODER
+            name, classes, splits, logit_scale=logit_scale, encoder_name=encoder or default, **extra
         )
     if (DATA_DIR / f"{name}.json").exists():
         task = load_vqe_task(name)
+    elif parse_chain(name) is not None:
+        task = spin_chain_task(name)
     else:
         found = registry.task(name)
         if found is None:
@@ -90,7 +103,7 @@ def describe_task(name: str) -> dict:
         return {
             "name": name,
             "kind": "classification",
-            "qubits": 4,
+            "qubits": 10 if name in _WIDE else 4,
             "classes": " ".join(map(str, _CLASSIFICATION[name][1])),
             "sizes": f"files in {data_dir(source)}"
             if found
@@ -120,9 +133,9 @@ def task_from_config(config: Config) -> Task:
 
 
 def _image_splits(
-    source: str, classes: tuple[int, ...], seed: int, max_train: int | None
+    source: str, classes: tuple[int, ...], seed: int, max_train: int | None, size: int = 4
 ) -> dict[str, tuple]:
-    """MNIST-style task: 28x28 center-cropped to 24x24 and pooled to 4x4 (QuantumNAS); the test set kept apart."""
+    """MNIST-style task: 28x28 center-cropped to 24x24 and pooled to size x size (QuantumNAS: 4); the test set kept apart."""
     data = load_image_set(source)
     x_train, y_train = data["train"]
     x_test, y_test = data["test"]
@@ -130,10 +143,10 @@ def _image_splits(
     keep = np.flatnonzero(np.isin(y_train, classes))
     if max_train is not None and len(keep) > max_train:
         keep = np.sort(rng.choice(keep, max_train, replace=False))
-    splits = split_dataset(pool_to_4x4(x_train[keep], crop=24), y_train[keep], classes, seed, test=0.0)
+    splits = split_dataset(pool_images(x_train[keep], size, crop=24), y_train[keep], classes, seed, test=0.0)
     test_keep = np.isin(y_test, classes)
     splits["test"] = as_tensors(
-        *select_classes(pool_to_4x4(x_test[test_keep], crop=24), y_test[test_keep], classes)
+        *select_classes(pool_images(x_test[test_keep], size, crop=24), y_test[test_keep], classes)
     )
     return splits
 

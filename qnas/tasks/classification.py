@@ -87,6 +87,14 @@ class ClassificationTask(Task):
         self.encoder = get_encoder(self.encoder_name, self.n_wires)
         self.n_inputs = int(self.splits["train"][0].shape[1])
         wanted = n_features_read(self.encoder)
+        if 0 < wanted < self.n_inputs:
+            # The encoder reads fewer features than the samples have: keep the most telling ones.
+            self.splits = reduce_features(self.splits, wanted, seed=0)
+            self.input_description = (
+                f"x[i] is principal component i of the samples' {self.n_inputs} features (fitted on the "
+                f"training split), scaled to [0, pi] by its training range; the features: {self.input_description}"
+            )
+            self.n_inputs = wanted
         if wanted > self.n_inputs:
             raise ValueError(
                 f"task {self.name}: encoder {self.encoder_name!r} on {self.n_wires} wires reads {wanted} "
@@ -173,6 +181,30 @@ class ClassificationTask(Task):
         """sqrt(p (1 - p) / n): how far the accuracy on n test samples can stray from unseen data's."""
         p = metrics["accuracy"]
         return float(np.sqrt(p * (1 - p) / n_samples)) if n_samples else None
+
+
+def reduce_features(
+    splits: dict[str, tuple[torch.Tensor, torch.Tensor]], n_features: int, seed: int
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The splits with their angles reduced to `n_features` by PCA fitted on the training split only.
+
+    Each component is then scaled to [0, pi] by its range on the training split (clipped
+    outside it), so no statistic of the validation or test samples leaks into training.
+    """
+    from sklearn.decomposition import PCA
+
+    x_train = splits["train"][0].double().numpy()
+    if n_features >= x_train.shape[1]:
+        return splits
+    pca = PCA(n_components=n_features, random_state=seed).fit(x_train)
+    z_train = pca.transform(x_train)
+    low, high = z_train.min(0), z_train.max(0)
+    span = np.where(high > low, high - low, 1.0)
+    out = {}
+    for name, (x, y) in splits.items():
+        z = np.clip((pca.transform(x.double().numpy()) - low) / span, 0.0, 1.0) * np.pi
+        out[name] = (torch.tensor(z, dtype=torch.float32), y)
+    return out
 
 
 def select_classes(

@@ -73,13 +73,18 @@ def load_image_set(name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def pool_to_4x4(images: np.ndarray, crop: int | None = None) -> np.ndarray:
     """Average-pool square images down to 4x4 (after a center crop), flattened to 16 features in [0, 1]."""
+    return pool_images(images, 4, crop)
+
+
+def pool_images(images: np.ndarray, size: int, crop: int | None = None) -> np.ndarray:
+    """Average-pool square images down to size x size (after a center crop), flattened, in [0, 1]."""
     x = torch.as_tensor(images, dtype=torch.float32)
     if crop is not None:
         start = (x.shape[-1] - crop) // 2
         x = x[..., start : start + crop, start : start + crop]
     x = x / x.amax()
-    pooled = F.adaptive_avg_pool2d(x[:, None], 4)
-    return pooled.reshape(len(x), 16).numpy()
+    pooled = F.adaptive_avg_pool2d(x[:, None], size)
+    return pooled.reshape(len(x), size * size).numpy()
 
 
 def load_digits_4x4() -> tuple[np.ndarray, np.ndarray]:
@@ -88,3 +93,11 @@ def load_digits_4x4() -> tuple[np.ndarray, np.ndarray]:
 
     digits = load_digits()
     return pool_to_4x4(digits.images), digits.target
+
+
+def load_digits_8x8() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled digits at their own 8x8: (features (n, 64) in [0, 1], labels)."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return digits.images.reshape(len(digits.images), 64) / 16.0, digits.target

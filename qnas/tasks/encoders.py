@@ -32,6 +32,8 @@ def angle_encoder(gates: tuple[str, ...]) -> Callable[[int], list[Layer]]:
 
 BUILTIN_ENCODERS: dict[str, Callable[[int], list[Layer]]] = {
     "4x4_ryzxy": angle_encoder(("ry", "rz", "rx", "ry")),
+    # The same gate sequence on any number of wires: 4 features per wire.
+    "ryzxy": angle_encoder(("ry", "rz", "rx", "ry")),
     "ry": angle_encoder(("ry",)),
     "ryrz": angle_encoder(("ry", "rz")),
 }
