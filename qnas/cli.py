@@ -173,6 +173,9 @@ def chosen_text(best: dict, config, out: Path) -> str:
     for m in metrics:
         a, b = test["noiseless"].get(m), noisy.get(m)
         shown = [f"{100 * v:.1f}%" if m == "accuracy" else f"{v:.4f}" for v in (a, b)]
+        se = noisy.get(f"{m}_se")
+        if se is not None:  # scored by trajectories
+            shown[1] += f" ± {100 * se:.1f}" if m == "accuracy" else f" ± {se:.4f}"
         lines.append(f"  {m:16s}{shown[0]:>12s}{shown[1]:>24s}")
     exports = ", ".join(best.get("exports", {}).values())
     lines += [

@@ -442,7 +442,8 @@ def noisy_executor_of(config: Config, task: Task, genome: Genome) -> Callable[[S
 
 def _summary(scores: dict[str, Any]) -> dict[str, Any]:
     keys = ("loss", "calibrated_loss", "accuracy", "energy", "n_2q", "depth", "success_probability")
-    return {k: scores[k] for k in keys if k in scores}
+    # Scored by trajectories, each metric's standard error goes with it.
+    return {k: scores[k] for key in keys for k in (key, f"{key}_se") if k in scores}
 
 
 def score_genome(
