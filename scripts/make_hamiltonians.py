@@ -61,7 +61,21 @@ MOLECULES = {
         "n_frozen": 1,
         "active_sigma": 3,  # number of non-core A1 (sigma) orbitals kept
     },
+    "beh2": {
+        "description": "Beryllium hydride BeH2, linear H-Be-H with Be-H 1.326 Angstrom (equilibrium), "
+        "STO-3G. Be 1s frozen (core energy folded into the identity term), active space of 4 "
+        "electrons in the 4 lowest non-core sigma (A1g/A1u) spatial orbitals (RHF MOs 1, 2, 5, 6) "
+        "-> 8 qubits; the two pi orbitals (empty in HF, reachable only by paired pi^2 excitations) "
+        "are dropped. Active-space ground energy -15.589504 Ha (equals pyscf CASCI(4,4) on the same "
+        "orbitals); the full-space STO-3G FCI energy is -15.595182 Ha.",
+        "atom": "Be 0 0 0; H 0 0 1.326; H 0 0 -1.326",
+        "bond_length_angstrom": 1.326,
+        "n_frozen": 1,
+        "active_sigma": 4,  # number of non-core sigma (A1g, A1u) orbitals kept
+    },
 }
+# pyscf's names of the sigma+ irreps: A1 in C(inf)v (LiH), A1g and A1u in D(inf)h (BeH2).
+SIGMA_IRREPS = ("A1", "A1g", "A1u")
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,7 +156,7 @@ def molecular_integrals(spec: dict) -> dict:
     else:
         irreps = scf.hf_symm.get_orbsym(mol, mo)
         irrep_names = [mol.irrep_name[mol.irrep_id.index(i)] for i in irreps]
-        sigma = [k for k in range(n_frozen, n_mo) if irrep_names[k] == "A1"]
+        sigma = [k for k in range(n_frozen, n_mo) if irrep_names[k] in SIGMA_IRREPS]
         active = sigma[: spec["active_sigma"]]
     assert all(k < n_occ for k in core)
 

@@ -14,8 +14,12 @@ import pytest
 from qiskit.quantum_info import SparsePauliOp
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "qnas" / "data"
-MOLECULES = ["h2", "lih"]
+MOLECULES = ["h2", "lih", "beh2"]
 H2_REFERENCE_ENERGY = -1.137306  # STO-3G FCI at 0.735 Angstrom, incl. nuclear repulsion
+# BeH2 linear at 1.326 Angstrom, STO-3G, Be 1s frozen, 4 electrons in 4 sigma orbitals:
+# CASCI(4,4) energy and the RHF energy, both from pyscf, incl. nuclear repulsion.
+BEH2_REFERENCE_ENERGY = -15.589504
+BEH2_RHF_ENERGY = -15.560335
 REQUIRED_KEYS = {
     "name",
     "description",
@@ -54,7 +58,7 @@ def test_schema(molecule):
     data, _ = molecule
     assert set(data) >= REQUIRED_KEYS
     n = data["n_qubits"]
-    assert n <= 6
+    assert n <= 10
     assert data["basis"] == "sto-3g"
     assert len(data["paulis"]) == len(data["coeffs"]) > 0
     assert len(set(data["paulis"])) == len(data["paulis"])
@@ -97,3 +101,25 @@ def test_h2_reference_energy():
     assert data["exact_energy"] == pytest.approx(H2_REFERENCE_ENERGY, abs=1e-5)
     assert data["n_qubits"] == 4
     assert data["hf_state"] == [1, 1, 0, 0]
+
+
+def test_beh2_active_space():
+    """BeH2: 8 qubits, 4 active electrons in the HF state, exact energy the Pauli sum's lowest eigenvalue."""
+    data = _load("beh2")
+    assert data["n_qubits"] == 8
+    assert data["n_electrons"] == 6
+    assert data["active_space"]["frozen_core_orbitals"] == [0]
+    assert data["active_space"]["n_active_electrons"] == 4
+    assert data["active_space"]["n_active_spatial_orbitals"] == 4
+    assert data["hf_state"] == [1, 1, 1, 1, 0, 0, 0, 0]
+    assert sum(data["hf_state"]) == 4
+    mat = _matrix(data)
+    assert mat.shape == (256, 256)
+    ground = np.linalg.eigvalsh(mat)[0]
+    assert ground == pytest.approx(data["exact_energy"], abs=1e-8)
+    assert ground == pytest.approx(BEH2_REFERENCE_ENERGY, abs=1e-5)
+    index = sum(int(b) << q for q, b in enumerate(data["hf_state"]))
+    hf = mat[index, index].real
+    assert hf == pytest.approx(data["hf_energy"], abs=1e-8)
+    assert hf == pytest.approx(BEH2_RHF_ENERGY, abs=1e-5)
+    assert hf > ground
