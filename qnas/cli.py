@@ -53,6 +53,17 @@ def _parser() -> argparse.ArgumentParser:
     pareto.add_argument("run", type=Path)
     pareto.add_argument("--format", choices=("table", "csv", "json"), default="table")
 
+    rescore = sub.add_parser(
+        "rescore", help="score a run's front and finalists on another device or calibration snapshot"
+    )
+    rescore.add_argument("run", type=Path)
+    rescore.add_argument("--device", required=True, help="a fake_* name, a snapshot file, or ibm_*")
+    rescore.add_argument(
+        "--finetuned",
+        type=Path,
+        help="folder of the fine-tuned checkpoints (default: RUN, where search keeps them)",
+    )
+    rescore.add_argument("--quiet", action="store_true", help="no progress bars")
     report = sub.add_parser(
         "report", help="write RUN/report.html: the front, the choice, the circuit, the device"
     )
@@ -248,6 +259,13 @@ def _pareto(args) -> int:
     return 0
 
 
+def _rescore(args) -> int:
+    from qnas.rescore import rescore, summary_text
+
+    print(summary_text(rescore(args.run, args.device, not args.quiet, args.finetuned)))
+    return 0
+
+
 def _report(args) -> int:
     from qnas.report import write_report
 
@@ -316,6 +334,7 @@ _COMMANDS = {
     "pareto": _pareto,
     "export": _export,
     "report": _report,
+    "rescore": _rescore,
 }
 
 if __name__ == "__main__":
