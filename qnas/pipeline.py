@@ -408,12 +408,25 @@ def _finetuned(
         # the angles it starts from, not on the device or the layout: the checkpoint is named
         # by those, so any run holding the same circuit finds it.
         scoring, executor_of = [], None
-    key = sub.digest(config.task.model_dump(), ft.model_dump(), config.seed, *scoring)[:16]
+    key = sub.digest(_task_settings(config), ft.model_dump(), config.seed, *scoring)[:16]
     checkpoint = folder / f"finetune-{key}.pt"
     # Runs sharing the folder wait for one another's fine-tuning of a common circuit, then find it finished.
     with locked(checkpoint.with_suffix(".lock")):
         tuned, _ = finetune(sc, sub.genes, task, ft, config.seed, engine, executor_of, checkpoint, progress)
     return tuned
+
+
+# Task settings added since fine-tuned checkpoints were first named, at their defaults: left
+# out of the name, so a run made before them finds its checkpoints.
+_ADDED_TASK_SETTINGS = {"encoder": None}
+
+
+def _task_settings(config: Config) -> dict:
+    return {
+        k: v
+        for k, v in config.task.model_dump().items()
+        if not (k in _ADDED_TASK_SETTINGS and v == _ADDED_TASK_SETTINGS[k])
+    }
 
 
 def noisy_executor_of(config: Config, task: Task, genome: Genome) -> Callable[[Subcircuit], NoisyExecutor]:

@@ -151,13 +151,22 @@ def main() -> None:
             rows.append(traj)
             if "matched_shots" in traj:
                 rows.append(_run(n, blocks, "aer_statevector", args, traj["matched_shots"]))
+            for r in rows:  # a timed-out cell still names its circuit
+                r.setdefault("active", traj.get("active", "?"))
+                r.setdefault("n_2q", traj.get("n_2q", "?"))
             by = {r["method"]: r for r in rows}
             for r in rows:
                 ratio = ""
+                # A timed-out cell took more than the timeout: its ratio is a lower bound.
+                bound = ">" if not np.isfinite(r["seconds"]) else ""
+                seconds = args.timeout if bound else r["seconds"]
                 if r["method"] == "aer_density" and "qnas_exact" in by:
-                    ratio = f"{r['seconds'] / by['qnas_exact']['seconds']:.1f}x qnas exact"
+                    ratio = f"{bound}{seconds / by['qnas_exact']['seconds']:.1f}x qnas exact"
                 if r["method"] == "aer_statevector":
-                    ratio = f"{r['seconds'] / traj['seconds']:.1f}x qnas trajectories ({r.get('shots')} shots/sample)"
+                    shots = traj["matched_shots"]
+                    ratio = (
+                        f"{bound}{seconds / traj['seconds']:.1f}x qnas trajectories ({shots} shots/sample)"
+                    )
                 print(
                     f"{n:3d} {blocks:3d} {r.get('active', '?'):>6} {r.get('n_2q', '?'):>4}  {r['method']:18s} "
                     f"{r['seconds']:9.2f} {r.get('peak_mb', float('nan')):8.0f}  {ratio or r.get('note', '')}",
