@@ -63,10 +63,13 @@ def write_report(run_dir: Path | str) -> Path:
     objectives = config.search.objectives
     from qnas.results import front_of
 
+    table = table.assign(
+        blocks=table["arch"].map(lambda a: json.loads(a)[-1] if isinstance(a, str) else a[-1])
+    )
     ok = table[~table["failed"]]
     front = front_of(table, objectives)
     x, y = (objectives[1], objectives[0]) if len(objectives) > 1 else ("trial", objectives[0])
-    hover = [c for c in ("id", "trial", "layout", "arch", *objectives, "n_2q", "depth") if c in ok]
+    hover = [c for c in ("id", "trial", "blocks", "layout", "arch", *objectives, "n_2q", "depth") if c in ok]
     hover = list(dict.fromkeys(hover))
 
     def points(df: pd.DataFrame, name: str, **style: Any) -> go.Scatter:

@@ -55,6 +55,7 @@ def test_the_report_names_its_axes_and_marks_the_choice(report_run, capsys):
     text = page.read_text()
     assert "noisy loss on validation samples (lower is better)" in text
     assert "two-qubit gates after transpiling (lower is better)" in text
+    assert "\\u003cbr\\u003eblocks: " in text  # in every point's hover (plotly escapes the <br>)
     assert "chosen circuit" in text and f"id <code>{report_run.best['id']}</code>" in text
     assert "fine-tuned finalists" in text and "hypervolume" in text
     assert text.count("<img alt=") == 2  # the circuit and the coupling map
