@@ -205,8 +205,11 @@ def test_the_cli_lists_tasks_with_their_sizes(capsys):
 
     assert main(["tasks"]) == 0
     out = capsys.readouterr().out
-    assert "digits4 classification       4 0 1 2 3" in out and "train 395 / valid 109 / test 216" in out
-    assert "lih" in out and "118 Pauli terms" in out
+    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert rows["digits4"].split()[1:7] == ["classification", "4", "0", "1", "2", "3"]
+    assert "train 395 / valid 109 / test 216" in rows["digits4"]
+    assert rows["lih"].split()[1:3] == ["vqe", "6"] and "118 Pauli terms" in rows["lih"]
+    assert rows["digits10"].split()[1:3] == ["classification", "10"]
 
 
 def test_the_readme_python_example_runs_as_written(tmp_path, monkeypatch):

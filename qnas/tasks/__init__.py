@@ -110,9 +110,8 @@ def describe_task(name: str) -> dict:
             else f"needs {data_dir(source) / (source + '.npz')}",
         }
     task = get_task(name)
-    row = {"name": name, "kind": task.kind, "qubits": task.n_wires}
-    if isinstance(task, ClassificationTask):
-        row["classes"] = " ".join(map(str, task.classes))
+    classes = " ".join(map(str, task.classes)) if isinstance(task, ClassificationTask) else ""
+    row = {"name": name, "kind": task.kind, "qubits": task.n_wires, "classes": classes}
     sizes = {split: task.n_samples(split) for split in ("train", "valid", "test")}
     row["sizes"] = (
         " / ".join(f"{split} {n}" for split, n in sizes.items() if n is not None)
