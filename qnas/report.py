@@ -85,29 +85,26 @@ def write_report(run_dir: Path | str) -> Path:
     figure.data[-1].mode = "lines+markers"
     finalists = _finalists(best, table, x, y)
     if not finalists.empty:
-        figure.add_trace(
-            go.Scatter(
-                x=finalists[x],
-                y=finalists[y],
-                mode="markers",
-                name="fine-tuned finalists (valid)",
-                marker={"color": "#1f77b4", "size": 10, "symbol": "diamond"},
-                text=finalists["text"],
-                hoverinfo="text",
-            )
-        )
         chosen = finalists[finalists["chosen"]]
-        figure.add_trace(
-            go.Scatter(
-                x=chosen[x],
-                y=chosen[y],
-                mode="markers",
-                name="chosen circuit",
-                marker={"color": "black", "size": 18, "symbol": "star"},
-                text=chosen["text"],
-                hoverinfo="text",
+        for part, name, marker in (
+            (
+                finalists,
+                "fine-tuned finalists (valid)",
+                {"color": "#1f77b4", "size": 10, "symbol": "diamond"},
+            ),
+            (chosen, "chosen circuit", {"color": "black", "size": 18, "symbol": "star"}),
+        ):
+            figure.add_trace(
+                go.Scatter(
+                    x=part[x],
+                    y=part[y],
+                    mode="markers",
+                    name=name,
+                    marker=marker,
+                    text=part["text"],
+                    hoverinfo="text",
+                )
             )
-        )
     figure.update_layout(
         xaxis_title=axis_label(x, config.search.noise_aware) if x != "trial" else "trial",
         yaxis_title=axis_label(y, config.search.noise_aware),
