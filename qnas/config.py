@@ -34,7 +34,26 @@ BUILTIN_OBJECTIVES: dict[str, str] = {
     "expressibility": "minimize",  # KL divergence from Haar: lower is more expressive
     "entangling_capability": "maximize",
     "success_probability": "maximize",
+    # training-free proxies (qnas.proxies): cheap, no trained weights needed
+    "clifford_noise_resilience": "maximize",  # Élivágar's CNR on the device's Pauli-twirled noise
+    "representational_capacity": "maximize",  # Élivágar's RepCap (classification only)
+    "elivagar_score": "maximize",  # RepCap x CNR^0.5
+    "gradient_variance": "maximize",  # trainability: Var of the loss gradient over random angles
 }
+# Objectives that need neither trained weights nor a simulation of the task: what a screen
+# and the training-free strategy may rank by.
+TRAINING_FREE_OBJECTIVES = (
+    "clifford_noise_resilience",
+    "representational_capacity",
+    "elivagar_score",
+    "gradient_variance",
+    "expressibility",
+    "entangling_capability",
+    "success_probability",
+    "n_2q",
+    "depth",
+    "n_params",
+)
 
 
 def available_objectives() -> list[str]:
@@ -96,8 +115,42 @@ class TrainConfig(_Strict):
     limit_diff: int = Field(4, gt=0)
 
 
+class ProxyConfig(_Strict):
+    """How the training-free proxies are estimated (qnas.proxies; defaults from Élivágar)."""
+
+    cnr_replicas: int = Field(32, gt=0, description="Clifford replicas per candidate")
+    cnr_shots: int = Field(1024, gt=0, description="shots per replica, noiseless and noisy")
+    repcap_samples_per_class: int = Field(16, gt=1, description="training samples per class")
+    repcap_param_samples: int = Field(32, gt=0, description="random parameter draws")
+    gradient_draws: int = Field(32, gt=1, description="random parameter draws for the gradient variance")
+    gradient_samples: int = Field(16, gt=0, description="training samples in the loss")
+
+
+class ScreenConfig(_Strict):
+    """Rank each generation's new candidates by cheap objectives; only the best `keep` get the full score."""
+
+    objectives: list[str] = ["elivagar_score"]
+    keep: int = Field(10, gt=0)
+
+    @model_validator(mode="after")
+    def _cheap(self) -> ScreenConfig:
+        costly = [o for o in self.objectives if o not in TRAINING_FREE_OBJECTIVES and o in BUILTIN_OBJECTIVES]
+        unknown = [o for o in self.objectives if o not in available_objectives()]
+        if unknown or costly or not self.objectives:
+            raise ValueError(
+                f"screen objectives {self.objectives}: each must be a training-free objective, one of "
+                f"{', '.join(TRAINING_FREE_OBJECTIVES)} (or a registered one)"
+            )
+        return self
+
+
 class SearchConfig(_Strict):
-    strategy: Literal["evolution", "random"] = "evolution"
+    strategy: Literal["evolution", "random", "training_free"] = Field(
+        "evolution",
+        description="training_free: Élivágar-style, random calibration-guided candidates ranked by "
+        "training-free objectives, no SuperCircuit training",
+    )
+    screen: ScreenConfig | None = None
     population: int = Field(40, gt=0)
     parents: int = Field(10, gt=0)
     mutants: int = Field(20, ge=0)
@@ -152,6 +205,19 @@ class SearchConfig(_Strict):
         if self.trajectories % 8:
             raise ValueError(
                 f"search.trajectories must be a multiple of 8 (8 groups give the standard error), got {self.trajectories}"
+            )
+        if self.strategy == "training_free":
+            costly = [
+                o for o in self.objectives if o not in TRAINING_FREE_OBJECTIVES and o in BUILTIN_OBJECTIVES
+            ]
+            if costly:
+                raise ValueError(
+                    f"strategy training_free scores no trained circuit, so it cannot rank by {costly}; "
+                    f"use objectives from {', '.join(TRAINING_FREE_OBJECTIVES)} (e.g. [elivagar_score, n_2q])"
+                )
+        if self.screen is not None and self.screen.keep > self.population:
+            raise ValueError(
+                f"search.screen.keep ({self.screen.keep}) exceeds search.population ({self.population})"
             )
         if self.crossovers and self.parents < 2:
             raise ValueError(f"crossover needs at least 2 parents, got parents={self.parents}")
@@ -208,6 +274,7 @@ class Config(_Strict):
     train: TrainConfig = TrainConfig()
     search: SearchConfig = SearchConfig()
     finetune: FinetuneConfig = FinetuneConfig()
+    proxies: ProxyConfig = ProxyConfig()
 
 
 def parse_yaml(text: str, source: str) -> Any:

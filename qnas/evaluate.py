@@ -10,22 +10,31 @@ scores many genomes.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from qiskit import QuantumCircuit
 
-from qnas import metrics, registry
+from qnas import metrics, proxies, registry
 from qnas.config import Config
 from qnas.devices import Device, get_device
 from qnas.evolution.genome import Genome
 from qnas.noise import Simulation, noisy_probability_groups
 from qnas.space import load_space
-from qnas.supercircuit import SuperCircuit
+from qnas.supercircuit import Subcircuit, SuperCircuit
 from qnas.tasks import Task, task_from_config
 from qnas.tasks.base import Samples
 from qnas.transpiled import TranspiledCandidate, transpile_candidate
+
+
+@dataclass(frozen=True)
+class Screen:
+    """A request to score only a genome's training-free objectives (the search's screening stage)."""
+
+    genome: Genome
+    objectives: tuple[str, ...]
 
 
 def build_supercircuit(config: Config, n_wires: int) -> SuperCircuit:
@@ -58,8 +67,17 @@ class CandidateEvaluator:
             self.supercircuit.weights.copy_(weights)
         self.device = get_device(self.config.device)
 
-    def evaluate(self, genome: Genome) -> dict[str, Any]:
-        """All objectives and cost figures of `genome`, with the seconds each part took."""
+    def evaluate(self, item: Genome | Screen) -> dict[str, Any]:
+        """All objectives and cost figures of a genome, with the seconds each part took.
+
+        A `Screen` asks for its training-free objectives only (and the transpiled cost).
+        """
+        if isinstance(item, Screen):
+            return self._evaluate(item.genome, item.objectives, score_task=False)
+        training_free = self.search.strategy == "training_free"
+        return self._evaluate(item, tuple(self.search.objectives), score_task=not training_free)
+
+    def _evaluate(self, genome: Genome, objectives: tuple[str, ...], score_task: bool) -> dict[str, Any]:
         t0 = time.perf_counter()
         sub = self.supercircuit.subcircuit(genome.arch)
         out: dict[str, Any] = {
@@ -87,7 +105,7 @@ class CandidateEvaluator:
             final_layout=list(candidate.final_layout),
         )
         t1 = time.perf_counter()
-        if self.search.noise_aware:
+        if score_task and self.search.noise_aware:
             out.update(
                 noisy_metrics(
                     self.task,
@@ -99,18 +117,19 @@ class CandidateEvaluator:
                     simulation_of(self.search),
                 )
             )
-        else:
+        elif score_task:
             out.update(self.task.noiseless_metrics(sub, self.samples))
         t2 = time.perf_counter()
-        if "expressibility" in self.search.objectives:
+        if "expressibility" in objectives:
             out["expressibility"] = metrics.expressibility(
                 sub, n_samples=self.search.expressibility_samples, seed=self.config.seed
             )
-        if "entangling_capability" in self.search.objectives:
+        if "entangling_capability" in objectives:
             out["entangling_capability"] = metrics.entangling_capability(
                 sub, n_samples=self.search.expressibility_samples, seed=self.config.seed
             )
-        for name in self.search.objectives:
+        out.update(proxy_metrics(objectives, sub, candidate, self.task, self.device, self.config))
+        for name in objectives:
             user = registry.objective(name)
             if user is not None:
                 out[name] = float(
@@ -118,6 +137,43 @@ class CandidateEvaluator:
                 )
         out.update(seconds_transpile=t1 - t0, seconds_score=t2 - t1, seconds_total=time.perf_counter() - t0)
         return out
+
+
+def proxy_metrics(
+    objectives: tuple[str, ...] | list[str],
+    sub: Subcircuit,
+    candidate: TranspiledCandidate,
+    task: Task,
+    device: Device,
+    config: Config,
+) -> dict[str, float]:
+    """The training-free proxies among `objectives` (qnas.proxies), each with the seconds it took."""
+    settings, seed = config.proxies, config.seed
+    wanted = set(objectives)
+    if "elivagar_score" in wanted:
+        wanted |= {"clifford_noise_resilience", "representational_capacity"}
+    out: dict[str, float] = {}
+    compute = {
+        "clifford_noise_resilience": lambda: proxies.clifford_noise_resilience(
+            candidate, device, settings.cnr_replicas, settings.cnr_shots, seed
+        ),
+        "representational_capacity": lambda: proxies.representational_capacity(
+            sub, task, settings.repcap_samples_per_class, settings.repcap_param_samples, seed
+        ),
+        "gradient_variance": lambda: proxies.task_gradient_variance(
+            sub, task, settings.gradient_samples, settings.gradient_draws, seed
+        ),
+    }
+    for name, function in compute.items():
+        if name in wanted:
+            start = time.perf_counter()
+            out[name] = float(function())
+            out[f"seconds_{name}"] = time.perf_counter() - start
+    if "elivagar_score" in wanted:
+        out["elivagar_score"] = proxies.elivagar_score(
+            out["representational_capacity"], out["clifford_noise_resilience"]
+        )
+    return out
 
 
 def input_values(circuit: QuantumCircuit, x: torch.Tensor) -> np.ndarray:

@@ -21,11 +21,11 @@ from tqdm.auto import tqdm
 from qnas import registry
 from qnas.config import Config, objective_direction
 from qnas.devices import Device, calibrated_errors, get_device
-from qnas.evaluate import CandidateEvaluator, build_supercircuit, evaluator_payload, simulation_of
+from qnas.evaluate import CandidateEvaluator, Screen, build_supercircuit, evaluator_payload, simulation_of
 from qnas.evolution.engine import EvolutionSettings, evolve
 from qnas.evolution.genome import Genome, GenomeSpace, best_layouts
 from qnas.evolution.pareto import hypervolume, pareto_front
-from qnas.evolution.study import CandidateStudy, open_storage
+from qnas.evolution.study import CandidateStudy, Screening, open_storage
 from qnas.executors import NoisyExecutor
 from qnas.export import export_circuit
 from qnas.gradients import ProbabilisticGradientPruning, get_engine
@@ -49,8 +49,19 @@ from qnas.transpiled import transpile_candidate, validate_layout
 
 # Objectives the evaluator computes for any task; every other one is a metric of the task.
 _CIRCUIT_OBJECTIVES = frozenset(
-    {"n_2q", "depth", "n_params", "expressibility", "entangling_capability", "success_probability"}
+    {
+        "n_2q",
+        "depth",
+        "n_params",
+        "expressibility",
+        "entangling_capability",
+        "success_probability",
+        "clifford_noise_resilience",
+        "gradient_variance",
+    }
 )
+# Objectives that read the class labels.
+_CLASSIFICATION_OBJECTIVES = frozenset({"representational_capacity", "elivagar_score"})
 
 
 def check_config(config: Config) -> tuple[Task, SuperCircuit]:
@@ -59,12 +70,20 @@ def check_config(config: Config) -> tuple[Task, SuperCircuit]:
     space = load_space(config.space.name)
     device = get_device(config.device)
     search = config.search
-    for objective in search.objectives:
+    screened = search.screen.objectives if search.screen is not None else []
+    for objective in [*search.objectives, *screened]:
         user = registry.objective(objective) is not None
+        if objective in _CLASSIFICATION_OBJECTIVES and task.kind == "classification":
+            continue
         if objective not in _CIRCUIT_OBJECTIVES and objective not in task.metric_names and not user:
             raise ValueError(
                 f"objective {objective!r} is not a metric of task {task.name} ({task.kind}); its metrics: "
                 f"{', '.join(task.metric_names)}, and for any task: {', '.join(sorted(_CIRCUIT_OBJECTIVES))}"
+                + (
+                    f"; a classifier also has {', '.join(sorted(_CLASSIFICATION_OBJECTIVES))}"
+                    if objective in _CLASSIFICATION_OBJECTIVES
+                    else ""
+                )
             )
     if task.n_wires > device.n_qubits:
         raise ValueError(f"task {task.name} needs {task.n_wires} qubits; {device.name} has {device.n_qubits}")
@@ -111,6 +130,9 @@ def run_train(config: Config, run: RunDir, progress: bool = True) -> tuple[Task,
     """Train (or finish training) the run's SuperCircuit; return the task and the trained SuperCircuit."""
     task, sc = check_config(config)
     run.prepare(config)
+    if config.search.strategy == "training_free":
+        # Élivágar trains no SuperCircuit: candidates are ranked untrained, finalists trained alone.
+        return task, sc
     if config.search.arch is not None:
         # A fixed architecture is trained alone: the human-designed baseline of QuantumNAS.
         genes = sc.validate(config.search.arch)
@@ -190,8 +212,18 @@ def run_search(
                 show()
                 yield key, result
 
+        screening = None
+        if search.screen is not None:
+            cheap = tuple(search.screen.objectives)
+            screening = Screening(
+                list(cheap),
+                [1.0 if objective_direction(o) == "minimize" else -1.0 for o in cheap],
+                search.screen.keep,
+                lambda items: pool.evaluate([(key, Screen(genome, cheap)) for key, genome in items]),
+            )
+
         def score(genomes: list[Genome], generation: int) -> np.ndarray:
-            values = study.score(genomes, generation, evaluate)
+            values = study.score(genomes, generation, evaluate, screening)
             done = [r for r in study.completed() if r.get("values") is not None]
             all_values = np.array([study.signs * np.asarray(r["values"]) for r in done]).reshape(
                 len(done), -1
@@ -333,8 +365,10 @@ def finish_best(
                 "search_scores": {o: float(row[o]) for o in config.search.objectives},
             }
         )
-    sign = 1 if objective_direction(first) == "minimize" else -1
-    best = min(finalists, key=lambda f: sign * f["valid"][first])
+    # A search objective the finalists' weights change decides; a training-free proxy does not.
+    decides = first if first in task.metric_names else task.metric
+    sign = 1 if objective_direction(decides) == "minimize" else -1
+    best = min(finalists, key=lambda f: sign * f["valid"][decides])
     genome, tuned = best["genome"], best["tuned"]
     sub = tuned.subcircuit(genome.arch)
     run.exports.mkdir(exist_ok=True)
@@ -465,6 +499,7 @@ def score_genome(
     """A genome's scores on all samples of `split` with the given weights: noisy on the device, or noiseless."""
     scoring = config.model_copy(deep=True)
     scoring.search.noise_aware = noise_aware
+    scoring.search.strategy = "evolution"  # a training-free run's finalists are scored on the task too
     samples = task.samples(split)
     n_samples = task.n_samples(split)
     if n_samples is not None:
@@ -477,6 +512,8 @@ def load_supercircuit(config: Config, run: RunDir) -> tuple[Task, SuperCircuit]:
     """The task and the trained SuperCircuit of a run directory."""
     task = task_from_config(config)
     sc = build_supercircuit(config, task.n_wires)
+    if config.search.strategy == "training_free":
+        return task, sc  # never trained: its candidates were ranked on the seeded initial weights
     if not run.checkpoint.exists():
         raise FileNotFoundError(
             f"{run.path} has no trained SuperCircuit ({run.checkpoint.name}); run qnas train first"

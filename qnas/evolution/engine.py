@@ -33,7 +33,7 @@ class EvolutionSettings:
     crossovers: int = 10
     mutation_prob: float = 0.4
     iterations: int = 40
-    strategy: str = "evolution"  # or "random"
+    strategy: str = "evolution"  # or "random", or "training_free" (drawn afresh as random)
     seed: int = 0
 
 
@@ -70,7 +70,7 @@ def evolve(
     parents: list[Genome] = []
     for generation in range(settings.iterations):
         rng = np.random.default_rng([settings.seed, generation])
-        if generation == 0 or settings.strategy == "random":
+        if generation == 0 or settings.strategy in ("random", "training_free"):
             seeds = list(initial) if generation == 0 else []
             population = seeds + [space.sample(rng) for _ in range(settings.population - len(seeds))]
         else:

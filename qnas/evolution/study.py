@@ -15,6 +15,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 
 from qnas.evolution.genome import Genome, GenomeSpace
+from qnas.evolution.pareto import nsga2_select
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -135,8 +137,15 @@ class CandidateStudy:
                 # same config (which then records its result as a new trial, see _tell).
                 self.study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
 
-    def score(self, genomes: list[Genome], generation: int, evaluate: EvaluateFn) -> np.ndarray:
-        """Objective values (n, m) of `genomes`, minimised (maximised ones negated); inf where failed."""
+    def score(
+        self, genomes: list[Genome], generation: int, evaluate: EvaluateFn, screen: Screening | None = None
+    ) -> np.ndarray:
+        """Objective values (n, m) of `genomes`, minimised (maximised ones negated); inf where failed.
+
+        With a `screen`, the generation's new candidates are first ranked by its cheap
+        objectives, and only its best `keep` get the full evaluation; the others are
+        recorded as screened out, with their cheap objectives.
+        """
         pending: dict[str, tuple[Genome, optuna.trial.Trial]] = {}
         for genome in genomes:
             key = self.key_of(genome)
@@ -144,12 +153,50 @@ class CandidateStudy:
                 continue
             attrs = {"key": key, "generation": generation, "run_id": self.run_id}
             pending[key] = (genome, self._new_trial(genome, TrialState.RUNNING, attrs))
-        for key, result in evaluate([(k, g) for k, (g, _) in pending.items()]):
+        screened: dict[str, dict[str, Any]] = {}
+        if screen is not None and len(pending) > screen.keep:
+            screened = self._screen(pending, generation, screen)
+        for key, result in evaluate(
+            [(k, g) for k, (g, _) in pending.items() if k not in screened or screened[k]]
+        ):
             genome, trial = pending[key]
-            self._tell(trial, genome, key, generation, result)
+            self._tell(trial, genome, key, generation, {**screened.get(key, {}), **result})
         return np.array([self._values(self.records[self.key_of(g)]) for g in genomes]).reshape(
             len(genomes), -1
         )
+
+    def _screen(
+        self, pending: dict[str, tuple[Genome, optuna.trial.Trial]], generation: int, screen: Screening
+    ) -> dict[str, dict[str, Any]]:
+        """Return key -> cheap objectives of the candidates kept; tell the others as screened out (empty dict)."""
+        results = dict(screen.evaluate([(k, g) for k, (g, _) in pending.items()]))
+        keys = list(pending)
+        values = np.array(
+            [
+                [np.inf] * len(screen.objectives)
+                if "error" in results[k]
+                else [
+                    sign * float(results[k][o])
+                    for o, sign in zip(screen.objectives, screen.signs, strict=True)
+                ]
+                for k in keys
+            ]
+        ).reshape(len(keys), -1)
+        kept = {keys[i] for i in nsga2_select(values, screen.keep)}
+        out: dict[str, dict[str, Any]] = {}
+        for key in keys:
+            genome, trial = pending[key]
+            result = results[key]
+            if "error" in result:
+                self._tell(trial, genome, key, generation, result)
+                out[key] = {}
+            elif key in kept:
+                out[key] = {**result, "screened_out": False}
+            else:
+                reason = f"screened out: not among the best {screen.keep} of generation {generation} by {screen.objectives}"
+                self._tell(trial, genome, key, generation, {**result, "screened_out": True, "error": reason})
+                out[key] = {}
+        return out
 
     def _tell(
         self, trial: optuna.trial.Trial, genome: Genome, key: str, generation: int, result: dict[str, Any]
@@ -203,6 +250,16 @@ class CandidateStudy:
     def completed(self) -> Iterable[dict[str, Any]]:
         """Records of every finished evaluation, failures included."""
         return self.records.values()
+
+
+@dataclass(frozen=True)
+class Screening:
+    """The cheap objectives a generation's new candidates are ranked by, and how many go on."""
+
+    objectives: list[str]
+    signs: list[float]  # 1 to minimise, -1 to maximise
+    keep: int
+    evaluate: EvaluateFn
 
 
 def _plain(value: Any) -> Any:
