@@ -120,14 +120,14 @@ class CandidateEvaluator:
         elif score_task:
             out.update(self.task.noiseless_metrics(sub, self.samples))
         t2 = time.perf_counter()
-        if "expressibility" in objectives:
-            out["expressibility"] = metrics.expressibility(
-                sub, n_samples=self.search.expressibility_samples, seed=self.config.seed
-            )
-        if "entangling_capability" in objectives:
-            out["entangling_capability"] = metrics.entangling_capability(
-                sub, n_samples=self.search.expressibility_samples, seed=self.config.seed
-            )
+        for name, function in (
+            ("expressibility", metrics.expressibility),
+            ("entangling_capability", metrics.entangling_capability),
+        ):
+            if name in objectives:
+                start = time.perf_counter()
+                out[name] = function(sub, n_samples=self.search.expressibility_samples, seed=self.config.seed)
+                out[f"seconds_{name}"] = time.perf_counter() - start
         out.update(proxy_metrics(objectives, sub, candidate, self.task, self.device, self.config))
         for name in objectives:
             user = registry.objective(name)
