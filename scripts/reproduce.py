@@ -82,6 +82,9 @@ def methods(n_blocks_of: dict[int, list[int]], n_wires: int, max_blocks: int) ->
     # under noise has a depth the spread skips (2 blocks on fake_cambridge and
     # fake_rochester), the 4-finalist search cannot pick it.
     out["noise_aware_all_depths"] = [f"finetune.finalists={max_blocks}"]
+    # Élivágar-style: the same budget of calibration-guided candidates ranked untrained by
+    # RepCap x CNR^0.5 (and two-qubit gates), the finalists trained alone.
+    out["training_free"] = ["search.strategy=training_free", "search.objectives=[elivagar_score, n_2q]"]
     return out
 
 
@@ -92,7 +95,9 @@ def run_cell(
     cell = RunDir(out / "cells" / f"{device}-{method}-s{seed}")
     done = cell.best_json
     config = load_config(base, [f"device={device}", f"seed={seed}", *overrides])
-    if not done.exists():
+    if not done.exists() and config.search.strategy == "training_free":
+        run_search(config, cell, workers=workers, progress=False, finetune_dir=out / "finetuned")
+    elif not done.exists():
         # Share the trained weights: one SuperCircuit per seed, one per baseline architecture.
         shared = RunDir(
             out
@@ -251,12 +256,14 @@ def main() -> None:
     probe = load_config(base, [f"device={(args.devices or devices)[0]}"])
     from qnas.pipeline import check_config
 
-    _, sc = check_config(probe)
+    task, sc = check_config(probe)
     all_methods = methods(
         {b: list(sc.space.fixed_blocks(b, sc.n_wires, sc.max_blocks)) for b in (2, 4)},
         sc.n_wires,
         sc.max_blocks,
     )
+    if task.kind != "classification":
+        del all_methods["training_free"]  # RepCap reads class labels
     chosen = args.methods or list(all_methods)
     unknown = [m for m in chosen if m not in all_methods]
     if unknown:
