@@ -145,10 +145,11 @@ class ScreenConfig(_Strict):
 
 
 class SearchConfig(_Strict):
-    strategy: Literal["evolution", "random", "training_free"] = Field(
+    strategy: Literal["evolution", "random", "training_free", "nsga2", "tpe", "gp", "auto"] = Field(
         "evolution",
-        description="training_free: Élivágar-style, random calibration-guided candidates ranked by "
-        "training-free objectives, no SuperCircuit training",
+        description="evolution: qnas's own; training_free: Élivágar-style, random calibration-guided "
+        "candidates ranked by training-free objectives, no SuperCircuit training; nsga2, tpe, gp: "
+        "Optuna's samplers; auto: the sampler Optuna picks",
     )
     screen: ScreenConfig | None = None
     population: int = Field(40, gt=0)

@@ -22,9 +22,11 @@ from qnas import registry
 from qnas.config import Config, objective_direction
 from qnas.devices import Device, calibrated_errors, get_device
 from qnas.evaluate import CandidateEvaluator, Screen, build_supercircuit, evaluator_payload, simulation_of
+from qnas.evolution import samplers
 from qnas.evolution.engine import EvolutionSettings, evolve
 from qnas.evolution.genome import Genome, GenomeSpace, best_layouts
 from qnas.evolution.pareto import hypervolume, pareto_front
+from qnas.evolution.samplers import SAMPLER_ATTRS, SAMPLERS
 from qnas.evolution.study import CandidateStudy, Screening, open_storage
 from qnas.executors import NoisyExecutor
 from qnas.export import export_circuit
@@ -222,8 +224,10 @@ def run_search(
                 lambda items: pool.evaluate([(key, Screen(genome, cheap)) for key, genome in items]),
             )
 
-        def score(genomes: list[Genome], generation: int) -> np.ndarray:
-            values = study.score(genomes, generation, evaluate, screening)
+        def score(
+            genomes: list[Genome], generation: int, extra: dict[Genome, dict[str, Any]] | None = None
+        ) -> np.ndarray:
+            values = study.score(genomes, generation, evaluate, screening, extra)
             done = [r for r in study.completed() if r.get("values") is not None]
             all_values = np.array([study.signs * np.asarray(r["values"]) for r in done]).reshape(
                 len(done), -1
@@ -251,8 +255,32 @@ def run_search(
             return values
 
         initial = _initial_genomes(config, sc, task, device, space)
+        # An Optuna sampler's bookkeeping of each genome it proposed, kept with its trial.
+        extra: dict[Genome, dict[str, Any]] = {}
+
+        def propose(generation: int) -> list[Genome]:
+            proposals = samplers.propose(
+                search.strategy,
+                study.completed(),
+                space,
+                directions,
+                generation,
+                search.population,
+                config.seed,
+            )
+            extra.clear()
+            extra.update({genome: {SAMPLER_ATTRS: attrs} for genome, attrs in proposals})
+            return [genome for genome, _ in proposals]
+
         # Parents are distinct circuits: genomes differing only in inactive blocks share a key.
-        evolve(space, settings, score, initial=initial, key=study.key_of)
+        evolve(
+            space,
+            settings,
+            lambda genomes, generation: score(genomes, generation, extra),
+            initial=initial,
+            key=study.key_of,
+            propose=propose if search.strategy in SAMPLERS else None,
+        )
         bar.close()
     df, front = _write(run, study, search.objectives, history)
     plot_front(df, front, search.objectives, run.path / "pareto.png", run.path / "pareto.html")

@@ -23,6 +23,8 @@ from qnas.evolution.pareto import nsga2_select
 ScoreFn = Callable[[list[Genome], int], np.ndarray]
 # genome -> what identifies its candidate (the study's key: the active circuit and layout)
 KeyFn = Callable[[Genome], Hashable]
+# generation -> its population, from a strategy outside the engine (an Optuna sampler)
+ProposeFn = Callable[[int], list[Genome]]
 
 
 @dataclass(frozen=True)
@@ -57,13 +59,16 @@ def evolve(
     score: ScoreFn,
     initial: Sequence[Genome] = (),
     key: KeyFn | None = None,
+    propose: ProposeFn | None = None,
 ) -> list[tuple[list[Genome], np.ndarray]]:
     """Run every generation; return (population, objective values) per generation.
 
     `initial` genomes (e.g. a known-good layout) take the first places of generation 0.
     Parents are distinct candidates by `key` (default: the genome itself) while there are
     enough: a population repeats its parents and often the same circuit under genomes that
-    differ only in inactive blocks, and NSGA-II alone would keep every copy.
+    differ only in inactive blocks, and NSGA-II alone would keep every copy. With
+    `propose` (an Optuna sampler's strategy), every generation after the first is its
+    proposal instead of the engine's own.
     """
     key = key or (lambda genome: genome)
     history: list[tuple[list[Genome], np.ndarray]] = []
@@ -73,6 +78,8 @@ def evolve(
         if generation == 0 or settings.strategy in ("random", "training_free"):
             seeds = list(initial) if generation == 0 else []
             population = seeds + [space.sample(rng) for _ in range(settings.population - len(seeds))]
+        elif propose is not None:
+            population = propose(generation)
         else:
             population = next_generation(parents, space, settings, rng)
         values = score(population, generation)

@@ -121,6 +121,7 @@ class CandidateStudy:
             **{f"arch_{i}": IntDistribution(min(c), max(c)) for i, c in enumerate(space.arch_choices)},
         }
         self.records: dict[str, dict[str, Any]] = {}
+        self._extra: dict[str, dict[str, Any]] = {}
         self.run_id = uuid.uuid4().hex
         self._load()
 
@@ -138,20 +139,29 @@ class CandidateStudy:
                 self.study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
 
     def score(
-        self, genomes: list[Genome], generation: int, evaluate: EvaluateFn, screen: Screening | None = None
+        self,
+        genomes: list[Genome],
+        generation: int,
+        evaluate: EvaluateFn,
+        screen: Screening | None = None,
+        extra: dict[Genome, dict[str, Any]] | None = None,
     ) -> np.ndarray:
         """Objective values (n, m) of `genomes`, minimised (maximised ones negated); inf where failed.
 
         With a `screen`, the generation's new candidates are first ranked by its cheap
         objectives, and only its best `keep` get the full evaluation; the others are
-        recorded as screened out, with their cheap objectives.
+        recorded as screened out, with their cheap objectives. `extra` holds more user
+        attributes of some genomes' trials (a sampler's bookkeeping).
         """
         pending: dict[str, tuple[Genome, optuna.trial.Trial]] = {}
         for genome in genomes:
             key = self.key_of(genome)
             if key in self.records or key in pending:
                 continue
-            attrs = {"key": key, "generation": generation, "run_id": self.run_id}
+            more = (extra or {}).get(genome, {})
+            if more:
+                self._extra[key] = more
+            attrs = {"key": key, "generation": generation, "run_id": self.run_id, **more}
             pending[key] = (genome, self._new_trial(genome, TrialState.RUNNING, attrs))
         screened: dict[str, dict[str, Any]] = {}
         if screen is not None and len(pending) > screen.keep:
@@ -201,7 +211,8 @@ class CandidateStudy:
     def _tell(
         self, trial: optuna.trial.Trial, genome: Genome, key: str, generation: int, result: dict[str, Any]
     ) -> None:
-        attrs = {k: _plain(v) for k, v in result.items()}
+        # The extra attributes go into the live record too, as a resumed run reads them back.
+        attrs = {k: _plain(v) for k, v in {**self._extra.pop(key, {}), **result}.items()}
         attrs.update(key=key, generation=generation, layout=list(genome.layout), arch=list(genome.arch))
         values = None
         if "error" not in result:
