@@ -169,9 +169,10 @@ def candidates_table(records: Iterable[dict[str, Any]], objectives: list[str]) -
     df = pd.DataFrame(rows)
     if df.empty:
         return df
-    for col in ("final_layout", "layout", "arch"):
+    for col in ("final_layout", "layout", "arch", "sampler_attrs"):
         if col in df:
-            df[col] = df[col].map(lambda v: json.dumps(v) if isinstance(v, list) else v)
+            # JSON text: Parquet cannot store a column of empty mappings, nor lists of mixed kinds.
+            df[col] = df[col].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
     first = ["id", "trial", "generation", "layout", "arch", *[o for o in objectives if o in df], "failed"]
     order = [c for c in first if c in df] + [c for c in df.columns if c not in first]
     return df[order].sort_values("trial").reset_index(drop=True)

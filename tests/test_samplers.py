@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -69,6 +70,12 @@ def test_each_sampler_proposes_the_same_generation_from_the_same_history(sampler
     assert [g for g, _ in propose(sampler, late, SPACE, ["minimize"], 1, 6, seed=3)] == [g for g, _ in first]
 
 
+@pytest.mark.parametrize("sampler", ["tpe", "gp"])
+def test_a_batch_of_proposals_is_not_one_point_repeated(sampler):
+    proposed = [g for g, _ in propose(sampler, _records(12), SPACE, ["minimize"], 1, 8, seed=0)]
+    assert len(set(proposed)) >= 6
+
+
 def test_tpe_learns_from_its_history():
     history = _records(30)
     proposed = [g for g, _ in propose("tpe", history, SPACE, ["minimize"], 1, 30, seed=0)]
@@ -100,5 +107,5 @@ def test_a_sampler_search_killed_and_resumed_scores_what_an_uninterrupted_one_sc
     assert whole.candidates["sampler_attrs"].notna().any()
     if strategy == "nsga2":  # NSGA-II's generations are qnas's: generation 0 is its first
         later = whole.candidates[whole.candidates["generation"] > 0]
-        marked = later["sampler_attrs"].map(lambda attrs: attrs["NSGAIISampler:generation"])
+        marked = later["sampler_attrs"].map(lambda attrs: json.loads(attrs)["NSGAIISampler:generation"])
         assert (marked == later["generation"]).all()

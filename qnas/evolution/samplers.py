@@ -83,13 +83,26 @@ def propose(
     first = {f"{optuna.samplers.NSGAIISampler.__name__}:generation": 0} if sampler == "nsga2" else {}
     study.add_trials([_frozen(r, dists, first) for r in past])
     rng = np.random.default_rng([seed, generation, 1])
+    # A generation is proposed as a batch. TPE and the GP would propose one point over and
+    # over, so each proposal is told with the worst values seen (a pessimistic constant
+    # liar) and the next one goes elsewhere; NSGA-II draws its children from the earlier
+    # generation anyway, and a lie would count towards its population, so it is told failed.
+    done = [r["values"] for r in past if r.get("values") is not None]
+    lie = None
+    if sampler != "nsga2" and done:
+        worst = np.array(done, dtype=float)
+        lie = [
+            float(worst[:, j].max() if d == "minimize" else worst[:, j].min())
+            for j, d in enumerate(directions)
+        ]
     out = []
     for _ in range(n):
         trial = study.ask(dists)
         genome = legal(space, trial.params, rng)
-        # Told as failed at once: the sampler proposes the generation as a batch, and a
-        # trial left running would make TPE and the GP ask about it again.
-        study.tell(trial, state=TrialState.FAIL)
+        if lie is None:
+            study.tell(trial, state=TrialState.FAIL)
+        else:
+            study.tell(trial, lie)
         out.append((genome, dict(study.get_trials(deepcopy=False)[-1].system_attrs)))
     return out
 
