@@ -219,15 +219,26 @@ class Run:
         batch_size: int = 64,
         limit: int | None = None,
         progress: bool = True,
+        mitigation: str = "none",
     ) -> dict[str, Any]:
         """Run the candidate's test set on `device` (default the run's) through IBM Runtime; resumable.
 
         fake_* devices run in the runtime's local testing mode. Returns the deploy summary:
-        measured metrics beside the noisy simulation's prediction.
+        measured metrics beside the noisy simulation's prediction, and with `mitigation`
+        (`readout`, `zne`, `readout+zne`) the mitigated ones beside the raw.
         """
         from qnas.deploy import deploy
 
-        return deploy(self.path, id, device or self.config.device, shots, batch_size, progress, limit)
+        return deploy(
+            self.path,
+            id,
+            device or self.config.device,
+            shots,
+            batch_size,
+            progress,
+            limit,
+            mitigation=mitigation,
+        )
 
 
 def _with_lists(df: pd.DataFrame) -> pd.DataFrame:

@@ -105,6 +105,12 @@ def _parser() -> argparse.ArgumentParser:
     deploy.add_argument("--shots", type=int, default=4000, help="shots per circuit (default 4000)")
     deploy.add_argument("--batch-size", type=int, default=64, help="test samples per job (default 64)")
     deploy.add_argument("--limit", type=int, help="only the first N test samples")
+    deploy.add_argument(
+        "--mitigation",
+        default="none",
+        choices=["none", "readout", "zne", "readout+zne"],
+        help="readout: M3 with its calibration circuits; zne: zero-noise extrapolation by folding (scales 1, 3)",
+    )
     deploy.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -316,7 +322,14 @@ def _deploy(args) -> int:
     from qnas.deploy import deploy, summary_text
 
     summary = deploy(
-        args.run, args.trial, args.device, args.shots, args.batch_size, not args.quiet, args.limit
+        args.run,
+        args.trial,
+        args.device,
+        args.shots,
+        args.batch_size,
+        not args.quiet,
+        args.limit,
+        mitigation=args.mitigation,
     )
     print(summary_text(summary))
     return 0

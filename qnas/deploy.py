@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from qnas import mitigation as mitigation_module
 from qnas.config import Config
 from qnas.devices import Device, get_device
 from qnas.evaluate import CandidateEvaluator, input_values
@@ -39,6 +40,7 @@ from qnas.transpiled import MEASURED, transpile_candidate
 
 # Multinomial resamples of the measured counts behind the shot-noise standard errors.
 _BOOTSTRAP = 400
+_MITIGATED_BOOTSTRAP = 50
 
 
 def deploy(
@@ -50,8 +52,15 @@ def deploy(
     progress: bool = True,
     limit: int | None = None,
     on_batch: Callable[[dict[str, Any]], None] | None = None,
+    mitigation: str = "none",
 ) -> dict[str, Any]:
     """Return the deploy summary: the measured metric beside the noisy simulation's prediction.
+
+    `mitigation` (qnas.mitigation) adds jobs to the same log: `readout` the M3
+    calibration circuits, `zne` the test circuits again with their gates folded to noise
+    scale 3; `readout+zne` both. The summary then holds the metrics of every mitigation
+    the measured data allow (raw, readout, zne, readout+zne), each with its shot-noise
+    error, and the extra shots each cost.
 
     Classification: accuracy and loss on the test set (its first `limit` samples when
     given), `batch_size` samples per job, `shots` shots per sample. VQE: the energy from
@@ -62,6 +71,7 @@ def deploy(
     """
     if shots < 1 or batch_size < 1 or (limit is not None and limit < 1):
         raise ValueError(f"shots ({shots}), batch_size ({batch_size}) and limit ({limit}) must be >= 1")
+    mitigation_module.check_method(mitigation)
     run = RunDir(run_dir)
     config, task, sc, genome = load_candidate(run, trial)
     # Resolved before anything is written: a live name without an account fails here, at once.
@@ -97,6 +107,20 @@ def deploy(
         for start in range(0, len(x), batch_size)
     ]
     n_samples = None if samples is None else len(x)
+    n_measured = len(batches)
+    scales = mitigation_module.ZNE_SCALES if "zne" in mitigation else (1,)
+    for scale in scales[1:]:
+        # The same PUBs, each circuit folded: the parameter rows stay what they were.
+        folded = {id(c): mitigation_module.fold(c, scale, target) for c in circuits}
+        batches += [
+            _Batch([(folded[id(pub[0])], *pub[1:]) for pub in b.pubs], b.samples, scale)
+            for b in batches[:n_measured]
+        ]
+    if "readout" in mitigation:
+        physical = list(candidate.final_layout)
+        batches.append(
+            _Batch([(c,) for c in mitigation_module.calibration_circuits(target, physical)], None, 0)
+        )
     # Named by the candidate's id, so an id prefix, the id and a trial number share one deploy.
     label = candidate_label(sc, genome, trial)
     plan = {
@@ -112,15 +136,40 @@ def deploy(
         "idle_noise": search.idle_noise,
         "circuit_sha256": sub.digest(task.name),
     }
-    folder = run.path / "deploy" / f"{_slug(device)}-{label}"
+    if mitigation != "none":
+        plan["mitigation"] = mitigation
+    folder = (
+        run.path
+        / "deploy"
+        / (f"{_slug(device)}-{label}" + ("" if mitigation == "none" else f"-{mitigation}"))
+    )
     _check_plan(folder, plan)
     jobs = JobLog(folder / "jobs.jsonl")
     counts = _run_batches(target, jobs, batches, shots, seed, progress, on_batch)
-    probs_by_basis = {
-        basis: np.concatenate([_probabilities(batch[i], task.n_wires) for batch in counts])
-        for i, basis in enumerate(bases)
-    }
+
+    def probabilities_at(scale: int) -> dict[str, np.ndarray]:
+        these = [c for c, b in zip(counts, batches, strict=True) if b.scale == scale]
+        return {
+            basis: np.concatenate([_probabilities(batch[i], task.n_wires) for batch in these])
+            for i, basis in enumerate(bases)
+        }
+
+    probs_by_basis = probabilities_at(1)
     result = _measured_summary(task, probs_by_basis, samples, shots, seed)
+    if mitigation != "none":
+        matrices = None
+        if "readout" in mitigation:
+            (cal_counts,) = [c for c, b in zip(counts, batches, strict=True) if b.scale == 0]
+            matrices = mitigation_module.readout_matrices([pub[0] for pub in cal_counts], task.n_wires)
+        by_scale = {scale: probabilities_at(scale) for scale in scales}
+        result["mitigated"] = _mitigated_summary(task, by_scale, matrices, samples, shots, seed)
+        test_shots = shots * len(bases) * (1 if n_samples is None else n_samples)
+        result["shots"] = {
+            "raw": test_shots,
+            "readout_calibration": 0 if matrices is None else shots * len(batches[-1].pubs),
+            "zne_folded": test_shots * (len(scales) - 1),
+        }
+
     predicted = _predicted(config, sc, Genome(layout, genome.arch), device, samples)
     result["predicted"] = {k: predicted[k] for k in task.metric_names}
     summary = {
@@ -164,14 +213,20 @@ def _check_plan(folder: Path, plan: dict[str, Any]) -> None:
 
 @dataclass(frozen=True)
 class _Batch:
-    """The PUBs of one job, and the test samples (start, stop) they hold, if any."""
+    """The PUBs of one job, the test samples (start, stop) they hold, if any, and their noise scale.
+
+    Scale 1 is the circuit as scored, an odd scale > 1 its folded copy (zero-noise
+    extrapolation), 0 the readout calibration circuits.
+    """
 
     pubs: list[tuple]
     samples: list[int] | None = None
+    scale: int = 1
 
     @property
     def about(self) -> dict[str, Any]:
-        return {} if self.samples is None else {"samples": self.samples}
+        out = {} if self.samples is None else {"samples": self.samples}
+        return out if self.scale == 1 else {**out, "scale": self.scale}
 
 
 class JobLog:
@@ -333,6 +388,56 @@ def _measured_summary(
     return out
 
 
+def _mitigated_summary(
+    task: Task,
+    by_scale: dict[int, dict[str, np.ndarray]],
+    matrices: list[np.ndarray] | None,
+    samples: Samples,
+    shots: int,
+    seed: int,
+) -> dict[str, Any]:
+    """Return the metrics of every mitigation the measurements allow, each with its shot-noise error.
+
+    The error is the spread over multinomial resamples of every measured distribution
+    (test circuits at each scale; the calibration is held fixed), each resample mitigated
+    anew: fewer resamples than the raw error's, since M3 runs once per distribution.
+    """
+
+    def mitigated(probs: dict[int, dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
+        out: dict[str, dict[str, np.ndarray]] = {}
+        readout = None
+        if matrices is not None:
+            readout = {
+                scale: {
+                    b: mitigation_module.mitigate_readout(p, shots, matrices) for b, p in by_basis.items()
+                }
+                for scale, by_basis in probs.items()
+            }
+            out["readout"] = readout[1]
+        for name, source in (("zne", probs), ("readout+zne", readout)):
+            if source is not None and len(source) > 1:
+                out[name] = {
+                    b: mitigation_module.extrapolate({scale: source[scale][b] for scale in source})
+                    for b in source[1]
+                }
+        return out
+
+    metrics = {name: task.metrics_from_probabilities(p, samples) for name, p in mitigated(by_scale).items()}
+    rng = np.random.default_rng(seed)
+    spread: dict[str, list[float]] = {name: [] for name in metrics}
+    for _ in range(_MITIGATED_BOOTSTRAP):
+        drawn = {
+            scale: {
+                b: np.stack([rng.multinomial(shots, row / row.sum()) for row in p]) / shots
+                for b, p in by_basis.items()
+            }
+            for scale, by_basis in by_scale.items()
+        }
+        for name, p in mitigated(drawn).items():
+            spread[name].append(task.metrics_from_probabilities(p, samples)[task.metric])
+    return {name: {**metrics[name], "shot_noise_se": float(np.std(spread[name], ddof=1))} for name in metrics}
+
+
 def _predicted(
     config: Config,
     sc: SuperCircuit,
@@ -364,6 +469,16 @@ def summary_text(summary: dict[str, Any]) -> str:
         lines.append(
             f"sampling error of the test {metric} over {summary['n_samples']} samples: ± {summary['sampling_se']:.4f}"
         )
+    if "mitigated" in summary:
+        shots = summary["shots"]
+        extra = {"readout": shots["readout_calibration"], "zne": shots["zne_folded"]}
+        extra["readout+zne"] = extra["readout"] + extra["zne"]
+        lines.append(f"mitigated {metric} (shot noise; extra shots beside the raw {shots['raw']}):")
+        lines.append(f"  {'raw':<12} {measured:.4f} ± {summary['shot_noise_se']:.4f}")
+        for name, scores in summary["mitigated"].items():
+            lines.append(
+                f"  {name:<12} {scores[metric]:.4f} ± {scores['shot_noise_se']:.4f}  (+{extra[name]} shots)"
+            )
     if "exact_energy" in summary["measured"]:
         lines.append(f"exact ground energy: {summary['measured']['exact_energy']:.4f}")
     lines.append(f"jobs: {summary['jobs']}")

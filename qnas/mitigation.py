@@ -1,0 +1,127 @@
+"""Error mitigation of deployed measurements: readout (M3) and zero-noise extrapolation.
+
+- Readout: M3 (Nation et al., "Scalable mitigation of measurement errors on quantum
+  computers", PRX Quantum 2021) through the `mthree` package. Its calibration is taken
+  here, as jobs of the deploy's own job log (so a killed deploy never submits one twice):
+  the balanced bit patterns of mthree's HadamardGenerator prepared with X gates on the
+  measured physical qubits; each qubit's 2x2 matrix A[measured, prepared] is read off
+  their counts and handed to `M3Mitigation.cals_from_matrices`.
+- Zero-noise extrapolation (Temme, Bravyi & Gambetta, PRL 2017; digital folding as in
+  Giurgica-Tiron et al., IEEE QCE 2020): the routed device circuit U is folded globally
+  into U (U^dagger U)^k, noise scale 2k + 1, and every measured outcome probability is
+  extrapolated linearly (Richardson) to scale 0. Probabilities enter every task metric
+  linearly (<Z> per qubit, a Hamiltonian's energy), so extrapolating them extrapolates the
+  classifier's margins and the VQE energy. qnas folds circuits itself rather than depend
+  on mitiq: mitiq 1.1 pins numpy and pandas below the releases qnas runs on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from qiskit import ClassicalRegister, QuantumCircuit, transpile
+
+from qnas.devices import Device
+from qnas.transpiled import MEASURED
+
+METHODS = ("none", "readout", "zne", "readout+zne")
+ZNE_SCALES = (1, 3)
+
+
+def check_method(method: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"unknown mitigation {method!r}; allowed: {', '.join(METHODS)}")
+
+
+def calibration_patterns(n_qubits: int) -> list[tuple[int, ...]]:
+    """Return mthree's balanced calibration bit patterns (bit i for logical qubit i)."""
+    from mthree.generators import HadamardGenerator
+
+    return [tuple(int(b) for b in bits) for bits in HadamardGenerator(n_qubits)]
+
+
+def calibration_circuits(device: Device, physical: Sequence[int]) -> list[QuantumCircuit]:
+    """Return one circuit per balanced pattern: X on the physical qubits whose bit is 1, then measure them all.
+
+    Bit i of register `meas` reads physical[i], as in a deployed candidate.
+    """
+    out = []
+    for pattern in calibration_patterns(len(physical)):
+        qc = QuantumCircuit(device.n_qubits)
+        qc.add_register(ClassicalRegister(len(physical), MEASURED))
+        for bit, q in zip(pattern, physical, strict=True):
+            if bit:
+                qc.x(q)
+        qc.measure(list(physical), list(range(len(physical))))
+        out.append(qc)
+    return out
+
+
+def readout_matrices(counts: Sequence[dict[str, int]], n_qubits: int) -> list[np.ndarray]:
+    """Return each qubit's A[measured, prepared] from the counts of the calibration circuits, in pattern order."""
+    tallies = np.zeros((n_qubits, 2, 2))
+    for pattern, row in zip(calibration_patterns(n_qubits), counts, strict=True):
+        for bitstring, count in row.items():
+            for q in range(n_qubits):
+                tallies[q, int(bitstring[-1 - q]), pattern[q]] += count
+    return [t / t.sum(axis=0, keepdims=True) for t in tallies]
+
+
+def mitigate_readout(probs: np.ndarray, shots: int, matrices: list[np.ndarray]) -> np.ndarray:
+    """Return M3's quasi-probabilities (N, 2**n) of measured frequencies (N, 2**n), bit i = qubit i."""
+    import mthree
+
+    n = len(matrices)
+    mit = mthree.M3Mitigation()
+    mit.cals_from_matrices([m.astype(np.float32) for m in matrices])
+    counts = [
+        {format(k, f"0{n}b"): round(float(c)) for k, c in enumerate(row * shots) if round(float(c)) > 0}
+        for row in probs
+    ]
+    quasis = mit.apply_correction(counts, list(range(n)))
+    out = np.zeros_like(probs, dtype=float)
+    for i, quasi in enumerate(quasis):
+        for bitstring, value in quasi.items():
+            out[i, int(bitstring, 2)] = float(value)
+    return out
+
+
+def fold(circuit: QuantumCircuit, scale: int, device: Device) -> QuantumCircuit:
+    """Return the measured device circuit with its gates folded globally: U (U^dagger U)^k, scale = 2k + 1.
+
+    The final measurements stay at the end; the inverse is translated to the device's
+    basis gates without optimization (optimization would cancel the folds), on the same
+    physical qubits.
+    """
+    if scale < 1 or scale % 2 == 0:
+        raise ValueError(f"a fold's noise scale is an odd integer >= 1, got {scale}")
+    if scale == 1:
+        return circuit
+    body = circuit.remove_final_measurements(inplace=False)
+    inverse = transpile(
+        body.inverse(), device.backend, optimization_level=0, initial_layout=list(range(device.n_qubits))
+    )
+    folded = body.copy_empty_like()
+    folded.compose(body, inplace=True)
+    for _ in range((scale - 1) // 2):
+        folded.barrier()
+        folded.compose(inverse, inplace=True)
+        folded.barrier()
+        folded.compose(body, inplace=True)
+    register = next(r for r in circuit.cregs if r.name == MEASURED)
+    folded.add_register(register)
+    for inst in circuit.data:
+        if inst.operation.name == "measure":
+            folded.append(inst.operation, inst.qubits, inst.clbits)
+    return folded
+
+
+def extrapolate(by_scale: dict[int, np.ndarray]) -> np.ndarray:
+    """Return the Richardson (Lagrange) extrapolation to noise scale 0 of arrays measured at each scale."""
+    scales = sorted(by_scale)
+    out = np.zeros_like(by_scale[scales[0]], dtype=float)
+    for k in scales:
+        weight = np.prod([(0 - j) / (k - j) for j in scales if j != k])
+        out += weight * by_scale[k]
+    return out

@@ -1,0 +1,138 @@
+"""Readout mitigation (M3) and zero-noise extrapolation, alone and through a deploy in local mode."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from qiskit import ClassicalRegister, QuantumCircuit
+from qiskit.quantum_info import Statevector
+
+from qnas import mitigation
+from qnas.cli import main
+from qnas.deploy import deploy
+from qnas.devices import get_device
+from qnas.transpiled import MEASURED, transpile_candidate
+
+
+def test_m3_undoes_a_known_readout_channel():
+    rng = np.random.default_rng(0)
+    true = rng.dirichlet(np.ones(8), size=5)  # 5 distributions over 3 qubits
+    flips = [np.array([[0.97, 0.06], [0.03, 0.94]]), np.array([[0.9, 0.1], [0.1, 0.9]]), np.eye(2)]
+    channel = np.kron(flips[2], np.kron(flips[1], flips[0]))  # qubit 0 is the last factor (bit 0)
+    shots = 200_000
+    measured = np.stack([rng.multinomial(shots, channel @ p) / shots for p in true])
+    fixed = mitigation.mitigate_readout(measured, shots, flips)
+    assert np.abs(fixed - true).max() < 0.01 < np.abs(measured - true).max()
+
+
+def test_readout_matrices_read_each_qubits_flips_off_the_balanced_patterns():
+    patterns = mitigation.calibration_patterns(3)
+    flip = [0.1, 0.0, 0.25]  # P(measure 1 - b | prepare b), the same for 0 and 1
+    counts = []
+    for pattern in patterns:
+        row: dict[str, int] = {}
+        for outcome in range(8):
+            p = 1.0
+            for q in range(3):
+                bit = (outcome >> q) & 1
+                p *= 1 - flip[q] if bit == pattern[q] else flip[q]
+            row[format(outcome, "03b")] = round(1000 * p)
+        counts.append(row)
+    matrices = mitigation.readout_matrices(counts, 3)
+    for q in range(3):
+        assert matrices[q] == pytest.approx(
+            np.array([[1 - flip[q], flip[q]], [flip[q], 1 - flip[q]]]), abs=2e-3
+        )
+
+
+def test_richardson_extrapolation_is_exact_for_a_line():
+    at = {1: np.array([0.8, 0.1]), 3: np.array([0.6, 0.3])}
+    assert mitigation.extrapolate(at) == pytest.approx([0.9, 0.0])
+
+
+def test_a_folded_circuit_does_what_it_did_with_three_times_the_gates():
+    device = get_device("fake_quito")
+    qc = QuantumCircuit(3)
+    qc.h(0)
+    qc.cx(0, 1)
+    qc.ry(0.4, 2)
+    qc.cx(1, 2)
+    candidate = transpile_candidate(qc, device, [0, 1, 2], optimization_level=1)
+    measured = candidate.measured_device_circuit(device)
+    folded = mitigation.fold(measured, 3, device)
+    counts = measured.count_ops()
+
+    def two_qubit(ops) -> int:
+        return sum(n for name, n in ops.items() if name in ("cx", "ecr", "cz"))
+
+    assert two_qubit(folded.count_ops()) == 3 * two_qubit(counts) > 0
+    assert folded.count_ops()["measure"] == counts["measure"]
+
+    def ideal(circuit: QuantumCircuit) -> np.ndarray:
+        body = circuit.remove_final_measurements(inplace=False)
+        body.remove_final_measurements()
+        kept = QuantumCircuit(*body.qregs)
+        for inst in body.data:
+            if inst.operation.name not in ("barrier", "delay"):
+                kept.append(inst)
+        return Statevector(kept).probabilities()
+
+    assert ideal(folded) == pytest.approx(ideal(measured), abs=1e-9)
+    with pytest.raises(ValueError, match="odd integer"):
+        mitigation.fold(measured, 2, device)
+    assert isinstance(folded.cregs[0], ClassicalRegister) and folded.cregs[0].name == MEASURED
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("mitigated") / "run"
+    argv = ["search", "--config", "tests/tiny_search.yaml", "--out", str(out), "--workers", "0", "--quiet"]
+    assert main(argv) == 0
+    return out
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_a_mitigated_deploy_interrupted_resubmits_nothing_and_gives_the_same_summary(run_dir, tmp_path):
+    settings = dict(shots=1000, batch_size=16, progress=False, limit=32, mitigation="readout+zne")
+    seen: list[str] = []
+
+    def stop_after_two(record):
+        seen.append(record["job_id"])
+        if len(seen) == 2:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        deploy(run_dir, "best", "fake_quito", on_batch=stop_after_two, **settings)
+    summary = deploy(run_dir, "best", "fake_quito", **settings)
+    folder = run_dir / "deploy" / "fake_quito-best-readout+zne"
+    records = [json.loads(line) for line in (folder / "jobs.jsonl").read_text().splitlines()]
+    # 2 test batches, their 2 folded copies, 1 calibration job: each submitted once, done once.
+    assert sorted({r["batch"] for r in records}) == [0, 1, 2, 3, 4]
+    for batch in range(5):
+        assert [r["status"] for r in records if r["batch"] == batch] == ["submitted", "done"]
+    assert set(summary["mitigated"]) == {"readout", "zne", "readout+zne"}
+    assert summary["shots"] == {"raw": 32000, "readout_calibration": 8000, "zne_folded": 32000}
+    for scores in summary["mitigated"].values():
+        assert 0 <= scores["accuracy"] <= 1 and scores["shot_noise_se"] > 0
+    # ZNE's extrapolation amplifies shot noise; M3 barely does.
+    assert summary["mitigated"]["zne"]["shot_noise_se"] > summary["shot_noise_se"]
+    # Moved away and run from scratch: the same counts, so the same summary (under new job ids).
+    folder.rename(tmp_path / "first")
+    again = deploy(run_dir, "best", "fake_quito", **settings)
+    assert {**again, "job_ids": None} == {**summary, "job_ids": None}
+
+
+def test_the_cli_prints_raw_and_mitigated_side_by_side(run_dir, capsys):
+    argv = ["deploy", str(run_dir), "--device", "fake_quito", "--shots", "500", "--limit", "16", "--quiet"]
+    assert main([*argv, "--mitigation", "readout"]) == 0
+    out = capsys.readouterr().out
+    assert "raw" in out and "readout" in out and "extra shots" in out
+    with pytest.raises(SystemExit) as bad:
+        main([*argv, "--mitigation", "twirl"])
+    assert bad.value.code == 2 and "invalid choice: 'twirl'" in capsys.readouterr().err
