@@ -66,9 +66,8 @@ def run_cell(args: argparse.Namespace, strategy: str, seed: int) -> dict:
     tuning.finetune.epochs = args.finetune_epochs
     task, sc = load_supercircuit(config, cell)
     curve = []
-    for k in args.checkpoints:
-        if k > len(scored):
-            break
+    # The checkpoints reached, and the end of the search (all it scored).
+    for k in [*(c for c in args.checkpoints if c < len(scored)), len(scored)]:
         best = scored.iloc[:k].iloc[int(np.argmin(sign * scored[first].to_numpy()[:k]))]
         genome = Genome(tuple(json.loads(best["layout"])), tuple(json.loads(best["arch"])))
         tuned = _finetuned(tuning, args.out / "finetuned", task, sc, genome, progress=False)
@@ -92,8 +91,8 @@ def report(rows: list[dict], checkpoints: list[int]) -> str:
     metric = rows[0]["metric"]
     strategies = list(dict.fromkeys(r["strategy"] for r in rows))
     lines = [
-        f"| strategy | {' | '.join(f'{k} scored' for k in checkpoints)} | search s |",
-        "|---|" + "---|" * (len(checkpoints) + 1),
+        f"| strategy | {' | '.join(f'{k} scored' for k in checkpoints)} | at the end | search s |",
+        "|---|" + "---|" * (len(checkpoints) + 2),
     ]
     for s in strategies:
         these = [r for r in rows if r["strategy"] == s]
@@ -105,6 +104,11 @@ def report(rows: list[dict], checkpoints: list[int]) -> str:
                 if values
                 else "-"
             )
+        end = [r["curve"][-1] for r in these]
+        cells.append(
+            f"{100 * np.mean([p[metric] for p in end]):.1f} ({100 * min(p[metric] for p in end):.1f}-"
+            f"{100 * max(p[metric] for p in end):.1f}; {min(p['scored'] for p in end)}-{max(p['scored'] for p in end)} scored)"
+        )
         lines.append(f"| {s} | {' | '.join(cells)} | {np.mean([r['seconds_search'] for r in these]):.0f} |")
     lines.append("")
     lines.append(
@@ -126,9 +130,17 @@ def main() -> None:
     parser.add_argument("--supercircuits", type=Path, help="folder of trained SuperCircuits s0, s1, ...")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "anytime")
     parser.add_argument("--report", action="store_true", help="only print the table of the cells built")
+    parser.add_argument(
+        "--recompute",
+        action="store_true",
+        help="rebuild the curves of finished cells (their searches resume at once)",
+    )
     args = parser.parse_args()
     cells = args.out / "anytime.jsonl"
     rows = [json.loads(line) for line in cells.read_text().splitlines()] if cells.exists() else []
+    if args.recompute:
+        rows = [r for r in rows if r["device"] != args.device or r["seed"] not in args.seeds]
+        cells.write_text("".join(json.dumps(r) + "\n" for r in rows))
     if not args.report:
         for seed in args.seeds:
             for strategy in args.strategies:
