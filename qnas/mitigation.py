@@ -44,6 +44,8 @@ def calibration_patterns(n_qubits: int) -> list[tuple[int, ...]]:
 def calibration_circuits(device: Device, physical: Sequence[int]) -> list[QuantumCircuit]:
     """Return one circuit per balanced pattern: X on the physical qubits whose bit is 1, then measure them all.
 
+    Each circuit is in the device's basis gates, as the runtime requires.
+
     Bit i of register `meas` reads physical[i], as in a deployed candidate.
     """
     out = []
@@ -54,7 +56,10 @@ def calibration_circuits(device: Device, physical: Sequence[int]) -> list[Quantu
             if bit:
                 qc.x(q)
         qc.measure(list(physical), list(range(len(physical))))
-        out.append(qc)
+        # In the device's basis gates (fake_rochester's have no x), on the same qubits.
+        out.append(
+            transpile(qc, device.backend, optimization_level=0, initial_layout=list(range(device.n_qubits)))
+        )
     return out
 
 

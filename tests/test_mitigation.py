@@ -48,6 +48,17 @@ def test_readout_matrices_read_each_qubits_flips_off_the_balanced_patterns():
         )
 
 
+@pytest.mark.parametrize("name", ["fake_quito", "fake_rochester", "fake_fez"])
+def test_calibration_circuits_are_in_each_devices_basis_gates(name):
+    device = get_device(name)
+    circuits = mitigation.calibration_circuits(device, [2, 0, 1])
+    assert len(circuits) == len(mitigation.calibration_patterns(3))
+    allowed = set(device.basis_gates) | {"measure", "barrier"}
+    for qc in circuits:
+        assert set(qc.count_ops()) <= allowed
+        assert qc.count_ops()["measure"] == 3
+
+
 def test_richardson_extrapolation_is_exact_for_a_line():
     at = {1: np.array([0.8, 0.1]), 3: np.array([0.6, 0.3])}
     assert mitigation.extrapolate(at) == pytest.approx([0.9, 0.0])
