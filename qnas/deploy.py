@@ -295,8 +295,9 @@ def _run_batches(
         total=len(batches), initial=len(batches) - len(todo), desc="deploy", unit="job", disable=not progress
     )
     sampler = Sampler(mode=device.backend)
-    if hasattr(sampler.options, "twirling"):
-        # The circuits as scored, not randomized copies: twirling is a mitigation of its own.
+    if live:
+        # The circuits as scored, not randomized copies: twirling is a mitigation of its own
+        # (local mode ignores the option, with a warning).
         sampler.options.twirling.enable_gates = False
         sampler.options.twirling.enable_measure = False
     in_flight: list[tuple[int, Any]] = []
