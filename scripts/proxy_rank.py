@@ -43,6 +43,7 @@ PROXIES = (
     "success_probability",
     "n_2q",
 )
+CLASSIFIER_ONLY = ("representational_capacity", "elivagar_score")
 
 
 def build(args: argparse.Namespace, seed: int) -> Path:
@@ -65,13 +66,17 @@ def build(args: argparse.Namespace, seed: int) -> Path:
             keys.add(key)
             genomes.append((key, genome))
     evaluator = CandidateEvaluator(**evaluator_payload(config, sc, task))
+    # RepCap (and so Élivágar's score) reads class labels: classifiers only.
+    proxies = (
+        PROXIES if task.kind == "classification" else tuple(p for p in PROXIES if p not in CLASSIFIER_ONLY)
+    )
     cells.parent.mkdir(parents=True, exist_ok=True)
     for i, (key, genome) in enumerate(genomes):
         if key in done:
             continue
         start = time.perf_counter()
         try:
-            row = evaluator._evaluate(genome, PROXIES, score_task=True)
+            row = evaluator._evaluate(genome, proxies, score_task=True)
             t0 = time.perf_counter()
             tuned = _finetuned(config, args.out / "finetuned", task, sc, genome, progress=False)
             t1 = time.perf_counter()
@@ -83,6 +88,7 @@ def build(args: argparse.Namespace, seed: int) -> Path:
         except Exception as error:  # a candidate too wide for the scorer: recorded, the build goes on
             row = {"error": f"{type(error).__name__}: {error}"}
         row.update(key=key, layout=list(genome.layout), arch=list(genome.arch), seed=seed, metric=task.metric)
+        row["higher_is_better"] = task.higher_is_better
         with cells.open("a") as f:
             f.write(json.dumps(row, default=float) + "\n")
         print(f"s{seed} {i + 1}/{len(genomes)} {time.perf_counter() - start:.1f}s", flush=True)
@@ -116,9 +122,13 @@ def report(cell_files: list[Path]) -> str:
         cells = []
         for seed in sorted({r["seed"] for r in ok}):
             these = [r for r in ok if r["seed"] == seed and r.get(name) is not None]
+            if not these:
+                cells.append("-")
+                continue
             sign = 1.0 if objective_direction(name) == "maximize" else -1.0
             x = sign * np.array([float(r[name]) for r in these])
-            y = np.array([float(r[truth_name]) for r in these])
+            truth_sign = 1.0 if these[0].get("higher_is_better", True) else -1.0
+            y = truth_sign * np.array([float(r[truth_name]) for r in these])
             tau, low, high = tau_with_interval(x, y, rng)
             cells.append(f"{tau:+.2f} [{low:+.2f}, {high:+.2f}] (n={len(these)})")
         parts = {"elivagar_score": ["clifford_noise_resilience", "representational_capacity"]}.get(
