@@ -1,4 +1,7 @@
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -108,3 +111,18 @@ def test_prune_exports_a_smaller_circuit(tmp_path, capsys):
     pruned = qasm3.loads((out / "exports" / "pruned-best.qasm3").read_text())
     full = qasm3.loads((out / "exports" / "best.qasm3").read_text())
     assert pruned.size() < full.size()
+
+
+def test_a_listing_piped_into_head_ends_quietly():
+    # Before: BrokenPipeError's traceback when the reader stops after a few lines.
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    proc = subprocess.run(
+        f"{sys.executable} -m qnas.cli tasks | head -n 2",
+        shell=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert len(proc.stdout.splitlines()) == 2
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
