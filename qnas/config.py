@@ -152,6 +152,11 @@ class SearchConfig(_Strict):
         "Optuna's samplers; auto: the sampler Optuna picks",
     )
     screen: ScreenConfig | None = None
+    encoders: list[str] | None = Field(
+        None,
+        description="classification: the encoder is a gene choosing among these; the features are the "
+        "principal components the widest of them reads, and each reads the first it needs",
+    )
     population: int = Field(40, gt=0)
     parents: int = Field(10, gt=0)
     mutants: int = Field(20, ge=0)

@@ -37,9 +37,18 @@ class Screen:
     objectives: tuple[str, ...]
 
 
-def build_supercircuit(config: Config, n_wires: int) -> SuperCircuit:
-    """The SuperCircuit of the config's design space on `n_wires` (weights seeded by the config)."""
-    return SuperCircuit(load_space(config.space.name), n_wires, config.space.max_blocks, seed=config.seed)
+def build_supercircuit(config: Config, task: Task) -> SuperCircuit:
+    """The SuperCircuit of the config's design space on the task's wires (weights seeded by the config).
+
+    With the encoder as a gene (`search.encoders`), the task's encoders are the SuperCircuit's.
+    """
+    return SuperCircuit(
+        load_space(config.space.name),
+        task.n_wires,
+        config.space.max_blocks,
+        seed=config.seed,
+        encoders=getattr(task, "encoder_choices", None),
+    )
 
 
 class CandidateEvaluator:
@@ -62,7 +71,7 @@ class CandidateEvaluator:
         self.samples = (
             samples if samples is not None else self.task.samples("valid", self.search.valid_samples)
         )
-        self.supercircuit = build_supercircuit(self.config, self.task.n_wires)
+        self.supercircuit = build_supercircuit(self.config, self.task)
         with torch.no_grad():
             self.supercircuit.weights.copy_(weights)
         self.device = get_device(self.config.device)
@@ -126,7 +135,10 @@ class CandidateEvaluator:
         ):
             if name in objectives:
                 start = time.perf_counter()
-                out[name] = function(sub, n_samples=self.search.expressibility_samples, seed=self.config.seed)
+                # Of the trainable circuit: an encoder gene's layers read inputs, not angles.
+                out[name] = function(
+                    sub.without_inputs(), n_samples=self.search.expressibility_samples, seed=self.config.seed
+                )
                 out[f"seconds_{name}"] = time.perf_counter() - start
         out.update(proxy_metrics(objectives, sub, candidate, self.task, self.device, self.config))
         for name in objectives:

@@ -89,7 +89,13 @@ def check_config(config: Config) -> tuple[Task, SuperCircuit]:
             )
     if task.n_wires > device.n_qubits:
         raise ValueError(f"task {task.name} needs {task.n_wires} qubits; {device.name} has {device.n_qubits}")
-    sc = SuperCircuit(space, task.n_wires, config.space.max_blocks, seed=config.seed)
+    sc = SuperCircuit(
+        space,
+        task.n_wires,
+        config.space.max_blocks,
+        seed=config.seed,
+        encoders=getattr(task, "encoder_choices", None),
+    )
     if isinstance(search.layout, list):
         validate_layout(search.layout, task.n_wires, device)
     genome_space(config, sc, device)
@@ -321,11 +327,7 @@ def _initial_genomes(
         return []
     cap = max(1, config.search.population // 2)
     depths = np.linspace(sc.max_blocks, 1, min(cap, sc.max_blocks)).round().astype(int)
-    archs = (
-        [space.fixed_arch]
-        if space.fixed_arch is not None
-        else [sc.space.fixed_blocks(int(b), sc.n_wires, sc.max_blocks) for b in depths]
-    )
+    archs = [space.fixed_arch] if space.fixed_arch is not None else [sc.fixed_blocks(int(b)) for b in depths]
     if space.fixed_layout is not None:
         layouts = [space.fixed_layout]
     else:
@@ -375,7 +377,7 @@ def finish_best(
     # with) competes too: inherited weights often rank a narrower circuit of that depth
     # above it that fine-tuning then leaves far behind (measured on fake_cambridge: a 2-block
     # circuit with width-1 layers, 62% valid accuracy, against 84% for the full-width one).
-    full = {tuple(sc.space.fixed_blocks(b, sc.n_wires, sc.max_blocks)) for b in chosen["blocks"]}
+    full = {tuple(sc.fixed_blocks(b)) for b in chosen["blocks"]}
     is_full = ranked["arch"].map(lambda a: tuple(json.loads(a)) in full)
     widest = ranked[is_full].drop_duplicates("blocks")
     chosen = pd.concat([chosen, widest]).drop_duplicates("trial").sort_values(["blocks", "trial"])
@@ -484,11 +486,15 @@ _ADDED_TASK_SETTINGS = {"encoder": None}
 
 
 def _task_settings(config: Config) -> dict:
-    return {
+    settings = {
         k: v
         for k, v in config.task.model_dump().items()
         if not (k in _ADDED_TASK_SETTINGS and v == _ADDED_TASK_SETTINGS[k])
     }
+    if config.search.encoders:
+        # The encoder gene indexes this list: what the inputs are and which encoder reads them.
+        settings["encoders"] = list(config.search.encoders)
+    return settings
 
 
 def noisy_executor_of(config: Config, task: Task, genome: Genome) -> Callable[[Subcircuit], NoisyExecutor]:
@@ -539,7 +545,7 @@ def score_genome(
 def load_supercircuit(config: Config, run: RunDir) -> tuple[Task, SuperCircuit]:
     """The task and the trained SuperCircuit of a run directory."""
     task = task_from_config(config)
-    sc = build_supercircuit(config, task.n_wires)
+    sc = build_supercircuit(config, task)
     if config.search.strategy == "training_free":
         return task, sc  # never trained: its candidates were ranked on the seeded initial weights
     if not run.checkpoint.exists():

@@ -32,6 +32,12 @@ class Subcircuit:
     layers: list[Layer]
     weights: torch.Tensor
 
+    def without_inputs(self) -> Subcircuit:
+        """The subcircuit without the layers that read input features (its encoder, when it carries one)."""
+        return Subcircuit(
+            self.genes, self.n_wires, [ly for ly in self.layers if ly.source != "input"], self.weights
+        )
+
     def parameter_indices(self) -> list[int]:
         """Sorted weight indices the active layers read."""
         return sorted({i for ly in self.layers if ly.source == "weight" for ix in ly.index for i in ix})
@@ -70,13 +76,24 @@ class SuperCircuit(nn.Module):
     """The largest circuit of a design space on `n_wires`, with one flat weight vector."""
 
     def __init__(
-        self, space: DesignSpace, n_wires: int, max_blocks: int | None = None, seed: int = 0
+        self,
+        space: DesignSpace,
+        n_wires: int,
+        max_blocks: int | None = None,
+        seed: int = 0,
+        encoders: Sequence[Sequence[Layer]] | None = None,
     ) -> None:
         super().__init__()
         self.space = space
         self.n_wires = n_wires
         self.max_blocks = max_blocks or space.max_blocks
-        self.gene_choices = space.gene_choices(n_wires, self.max_blocks)
+        # With `encoders` (the encoder as a gene), the gene before the block count picks one,
+        # and every subcircuit starts with its encoder: the SuperCircuit is trained with the
+        # encoder sampled like any other gene, so inherited weights fit each encoder.
+        self.encoders = [list(e) for e in encoders] if encoders else None
+        self.gene_choices = self._with_encoder(
+            space.gene_choices(n_wires, self.max_blocks), list(range(len(self.encoders or [])))
+        )
         # index[b][l][p] = weight indices of position p of layer l in block b
         self._index: list[list[list[tuple[int, ...]]]] = []
         self._positions = space.layer_positions(n_wires)
@@ -98,15 +115,42 @@ class SuperCircuit(nn.Module):
     def n_layers(self) -> int:
         return len(self.space.layers)
 
+    def _with_encoder(self, genes: list, encoder: object) -> list:
+        """Space genes with the encoder gene put before the block count (when the encoder is a gene)."""
+        return genes if self.encoders is None else [*genes[:-1], encoder, genes[-1]]
+
+    def _split(self, genes: Sequence[int]) -> tuple[tuple[int, ...], int | None]:
+        """Return (the design space's genes, the encoder gene or None)."""
+        genes = tuple(int(g) for g in genes)
+        if self.encoders is None:
+            return genes, None
+        if len(genes) != len(self.gene_choices):
+            raise ValueError(
+                f"genome needs {len(self.gene_choices)} genes (the encoder's included), got {len(genes)}"
+            )
+        return (*genes[:-2], genes[-1]), genes[-2]
+
     def validate(self, genes: Sequence[int]) -> tuple[int, ...]:
         """Return genes as a tuple if legal for this SuperCircuit, else raise naming the bad gene."""
-        return self.space.validate(genes, self.n_wires, self.max_blocks)
+        space_genes, encoder = self._split(genes)
+        space_genes = self.space.validate(space_genes, self.n_wires, self.max_blocks)
+        if encoder is not None and encoder not in range(len(self.encoders)):
+            raise ValueError(
+                f"encoder gene = {encoder} not allowed; allowed: {list(range(len(self.encoders)))}"
+            )
+        return tuple(self._with_encoder(list(space_genes), encoder))
+
+    def fixed_blocks(self, n_blocks: int, encoder: int = 0) -> tuple[int, ...]:
+        """The genome of `n_blocks` full-width blocks (a human design), with the first encoder when it is a gene."""
+        genes = self.space.fixed_blocks(n_blocks, self.n_wires, self.max_blocks)
+        return tuple(self._with_encoder(list(genes), encoder))
 
     def subcircuit(self, genes: Sequence[int]) -> Subcircuit:
-        """Return the view of the subcircuit `genes` (widths per layer per block, then blocks)."""
-        genes = self.validate(genes)
+        """Return the view of the subcircuit `genes` (widths per layer per block, [the encoder,] then blocks)."""
+        full = self.validate(genes)
+        genes, encoder = self._split(full)
         n_blocks = genes[-1]
-        layers = []
+        layers = [] if encoder is None else list(self.encoders[encoder])
         for b in range(n_blocks):
             for li, ly in enumerate(self.space.layers):
                 width = genes[b * self.n_layers + li]
@@ -115,18 +159,20 @@ class SuperCircuit(nn.Module):
                     layers.append(Layer(ly.gate, wires, "weight", tuple(self._index[b][li][:width])))
                 else:
                     layers.append(Layer(ly.gate, wires))
-        return Subcircuit(genes, self.n_wires, layers, self.weights)
+        return Subcircuit(full, self.n_wires, layers, self.weights)
 
     def largest(self) -> tuple[int, ...]:
-        return self.space.largest(self.n_wires, self.max_blocks)
+        """The genome of the whole SuperCircuit (with the first encoder when it is a gene)."""
+        return tuple(self._with_encoder(list(self.space.largest(self.n_wires, self.max_blocks)), 0))
 
     def canonical(self, genes: Sequence[int]) -> tuple[int, ...]:
         """The genome with the widths of inactive blocks set to their largest value."""
-        genes = list(self.validate(genes))
+        genes, encoder = self._split(self.validate(genes))
+        genes = list(genes)
         start = genes[-1] * self.n_layers
-        full = self.largest()
+        full = self.space.largest(self.n_wires, self.max_blocks)
         genes[start:-1] = full[start:-1]
-        return tuple(genes)
+        return tuple(self._with_encoder(genes, encoder))
 
 
 class ArchSampler:

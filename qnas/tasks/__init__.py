@@ -9,10 +9,16 @@ import numpy as np
 
 from qnas import registry
 from qnas.tasks.base import Task
-from qnas.tasks.classification import ClassificationTask, as_tensors, select_classes, split_dataset
+from qnas.tasks.classification import (
+    ClassificationTask,
+    as_tensors,
+    reduce_features,
+    select_classes,
+    split_dataset,
+)
 from qnas.tasks.custom import classification_task, vqe_task
 from qnas.tasks.datasets import data_dir, load_digits_4x4, load_digits_8x8, load_image_set, pool_images
-from qnas.tasks.encoders import DEFAULT_ENCODER, available_encoders, get_encoder
+from qnas.tasks.encoders import DEFAULT_ENCODER, available_encoders, get_encoder, n_features_read
 from qnas.tasks.spin_chains import SPIN_CHAINS, parse_chain, spin_chain_task
 from qnas.tasks.vqe import DATA_DIR, VQETask, load_vqe_task
 
@@ -126,9 +132,53 @@ def describe_task(name: str) -> dict:
 def task_from_config(config: Config) -> Task:
     """The task of a run's config, its data split drawn with the run's seed."""
     t = config.task
-    return get_task(
+    task = get_task(
         t.name, seed=config.seed, max_train=t.max_train, logit_scale=t.logit_scale, encoder=t.encoder
     )
+    if config.search.encoders:
+        if t.encoder is not None:
+            raise ValueError(
+                f"task.encoder ({t.encoder!r}) and search.encoders ({config.search.encoders}) both set: "
+                "give one encoder, or the list to search among"
+            )
+        task = with_encoder_gene(task, config.search.encoders)
+    return task
+
+
+def with_encoder_gene(task: Task, names: list[str]) -> Task:
+    """Return a classifier whose encoder is a gene: it encodes nothing itself, its circuits start with one of `names`.
+
+    The features become the principal components (fitted on the training split) of as
+    many as the widest encoder reads, so each encoder reads the most telling ones first.
+    The SuperCircuit puts the chosen encoder in every subcircuit (`encoder_choices`).
+    """
+    if not isinstance(task, ClassificationTask):
+        raise ValueError(
+            f"search.encoders: task {task.name} is a {task.kind}; only a classifier has an encoder"
+        )
+    if len(set(names)) != len(names):
+        raise ValueError(f"search.encoders {names} names an encoder twice")
+    layers = [get_encoder(name, task.n_wires) for name in names]
+    reads = [n_features_read(ly) for ly in layers]
+    features = int(task.splits["train"][0].shape[1])
+    if max(reads) > features:
+        wide = names[reads.index(max(reads))]
+        raise ValueError(
+            f"search.encoders: {wide!r} on {task.n_wires} wires reads {max(reads)} features; {task.name} has {features}"
+        )
+    # Built for the widest encoder, which reduces the features to what it reads when it reads fewer.
+    task = dataclasses.replace(task, encoder_name=names[reads.index(max(reads))])
+    if task.n_inputs == features:
+        # It reads them all: still ordered by principal component, so that narrower encoders read the first.
+        task.splits = reduce_features(task.splits, features, seed=0, always=True)
+        task.input_description = (
+            f"x[i] is principal component i of the samples' {features} features (fitted on the training "
+            f"split), scaled to [0, pi] by its training range; the features: {task.input_description}"
+        )
+    task.encoder = []
+    task.encoder_choices = layers
+    task.encoder_names = list(names)
+    return task
 
 
 def _image_splits(

@@ -184,17 +184,19 @@ class ClassificationTask(Task):
 
 
 def reduce_features(
-    splits: dict[str, tuple[torch.Tensor, torch.Tensor]], n_features: int, seed: int
+    splits: dict[str, tuple[torch.Tensor, torch.Tensor]], n_features: int, seed: int, always: bool = False
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """The splits with their angles reduced to `n_features` by PCA fitted on the training split only.
 
     Each component is then scaled to [0, pi] by its range on the training split (clipped
     outside it), so no statistic of the validation or test samples leaks into training.
+    With as many features as the samples have, they are left as they are unless `always`
+    (then they become all their principal components, most telling first).
     """
     from sklearn.decomposition import PCA
 
     x_train = splits["train"][0].double().numpy()
-    if n_features >= x_train.shape[1]:
+    if n_features > x_train.shape[1] or (n_features == x_train.shape[1] and not always):
         return splits
     pca = PCA(n_components=n_features, random_state=seed).fit(x_train)
     z_train = pca.transform(x_train)
