@@ -493,6 +493,8 @@ def _predicted(
     predict.search.shots = None
     # Only the task metric is wanted: expressibility and the like are not measured.
     predict.search.objectives = ["loss"]
+    predict.search.strategy = "evolution"  # the task's own score, also of a training-free run's pick
+    predict.search.screen = None
     return CandidateEvaluator(predict.model_dump(), sc.weights.detach().clone(), samples).evaluate(genome)
 
 

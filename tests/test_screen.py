@@ -69,6 +69,9 @@ def test_the_training_free_strategy_trains_no_supercircuit_and_tunes_its_finalis
     assert (df["elivagar_score"] <= df["representational_capacity"] + 1e-12).all()
     assert run.best["valid_after_finetune"]["accuracy"] > 0 and run.best["test"]["noisy"]["accuracy"] > 0
     assert run.circuit("best").num_qubits == 4
+    # Deploy predicts the task's score of a training-free pick too (it refused its config).
+    summary = run.deploy(shots=200, limit=8, progress=False)
+    assert 0 <= summary["measured"]["accuracy"] <= 1 and "accuracy" in summary["predicted"]
 
 
 @pytest.mark.parametrize(
