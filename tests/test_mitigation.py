@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +152,38 @@ def test_the_cli_prints_raw_and_mitigated_side_by_side(run_dir, capsys):
     with pytest.raises(SystemExit) as bad:
         main([*argv, "--mitigation", "twirl"])
     assert bad.value.code == 2 and "invalid choice: 'twirl'" in capsys.readouterr().err
+
+
+def test_a_mitigated_deploy_killed_resumes_without_resubmitting_a_finished_job(run_dir, tmp_path):
+    argv = [sys.executable, "-m", "qnas.cli", "deploy", str(run_dir), "--device", "fake_quito", "--quiet"]
+    argv += ["--shots", "300", "--limit", "32", "--batch-size", "8", "--mitigation", "readout+zne"]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    jobs = run_dir / "deploy" / "fake_quito-best-readout+zne" / "jobs.jsonl"
+    if jobs.parent.exists():
+        jobs.parent.rename(tmp_path / "earlier")
+
+    def lines() -> list[dict]:
+        return [json.loads(line) for line in jobs.read_text().splitlines()] if jobs.exists() else []
+
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while time.time() < deadline and sum(r["status"] == "done" for r in lines()) < 3:
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = {r["batch"]: r["job_id"] for r in lines() if r["status"] == "done"}
+    assert 3 <= len(done_before) < 9  # 4 test batches, their 4 folded copies, 1 calibration job
+    subprocess.run(argv, env=env, check=True, capture_output=True)
+    records = lines()
+    for batch in range(9):
+        assert [r["status"] for r in records if r["batch"] == batch].count("done") == 1
+        if batch in done_before:  # finished before the kill: never submitted again
+            assert [r["job_id"] for r in records if r["batch"] == batch and r["status"] == "submitted"] == [
+                done_before[batch]
+            ]
+    resumed = json.loads((jobs.parent / "summary.json").read_text())
+    jobs.parent.rename(tmp_path / "killed")
+    subprocess.run(argv, env=env, check=True, capture_output=True)
+    fresh = json.loads((jobs.parent / "summary.json").read_text())
+    assert {**resumed, "job_ids": None, "jobs": None} == {**fresh, "job_ids": None, "jobs": None}
