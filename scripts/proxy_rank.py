@@ -27,22 +27,14 @@ from scipy.stats import kendalltau
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qnas.config import load_config, objective_direction  # noqa: E402
+from qnas.config import TRAINING_FREE_OBJECTIVES, load_config, objective_direction  # noqa: E402
 from qnas.devices import get_device  # noqa: E402
 from qnas.evaluate import CandidateEvaluator, evaluator_payload  # noqa: E402
 from qnas.pipeline import _finetuned, candidate_key, genome_space, run_train, score_genome  # noqa: E402
 from qnas.results import RunDir  # noqa: E402
 
-PROXIES = (
-    "clifford_noise_resilience",
-    "representational_capacity",
-    "elivagar_score",
-    "gradient_variance",
-    "expressibility",
-    "entangling_capability",
-    "success_probability",
-    "n_2q",
-)
+# Every training-free objective but depth and n_params (shapes of the circuit, not signals of its quality).
+PROXIES = tuple(o for o in TRAINING_FREE_OBJECTIVES if o not in ("depth", "n_params"))
 CLASSIFIER_ONLY = ("representational_capacity", "elivagar_score")
 
 
