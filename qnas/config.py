@@ -7,7 +7,7 @@ design space, device and objectives, and a search budget that adds up.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -97,6 +97,12 @@ class TaskConfig(_Strict):
     logit_scale: float = Field(4.0, gt=0, description="classification logits = logit_scale * <Z>")
     encoder: str | None = Field(
         None, description="classification: the encoder by name (None: the task's own)"
+    )
+    mapping_hidden: list[Annotated[int, Field(gt=0)]] | None = Field(
+        None, description="Quantum-Train: hidden widths of the mapping model (None: [8, 8])"
+    )
+    shots: int | None = Field(
+        None, gt=0, description="Quantum-Train: the probabilities come from this many shots (None: exact)"
     )
 
 

@@ -79,6 +79,7 @@ def deploy(
     target = get_device(device)
     layout = genome.layout if device == config.device else ()
     sub = sc.subcircuit(genome.arch)
+    task = task.bind(sub)  # a task with a classical head reads the candidate's own
     search, seed = config.search, config.seed
     candidate = transpile_candidate(
         sub.to_qiskit(bound=True, encoder=task.encoder, n_inputs=task.n_inputs),

@@ -48,6 +48,7 @@ def build_supercircuit(config: Config, task: Task) -> SuperCircuit:
         config.space.max_blocks,
         seed=config.seed,
         encoders=getattr(task, "encoder_choices", None),
+        head=task.init_head(config.seed) if task.n_head_params else None,
     )
 
 
@@ -117,7 +118,7 @@ class CandidateEvaluator:
         if score_task and self.search.noise_aware:
             out.update(
                 noisy_metrics(
-                    self.task,
+                    self.task.bind(sub),
                     candidate,
                     self.device,
                     self.samples,

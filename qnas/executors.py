@@ -37,7 +37,7 @@ def with_parameters(sub: Subcircuit, theta: torch.Tensor) -> Subcircuit:
     """Return a Subcircuit like `sub` whose own weight vector holds `theta` at its parameter indices."""
     weights = sub.weights.detach().to(torch.float64).clone()
     weights[sub.parameter_indices()] = theta.detach().to(torch.float64)
-    return Subcircuit(sub.genes, sub.n_wires, list(sub.layers), weights)
+    return Subcircuit(sub.genes, sub.n_wires, list(sub.layers), weights, sub.head)
 
 
 class Executor(Protocol):
@@ -86,7 +86,19 @@ class _TaskExecutor:
 
     def __call__(self, thetas: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Return the losses (K,) of the parameter vectors `thetas` (K, P) on `batch`."""
-        return self.loss(self.outputs(thetas, batch), batch)
+        outputs = self.outputs(thetas, batch)
+        if not self.sub.head:
+            return self.loss(outputs, batch)
+        # A classical head (the last entries of theta) is not a rotation angle: no shift
+        # rule holds for it, so only backprop (one vector, differentiable) trains it.
+        if thetas.shape[0] != 1:
+            raise ValueError(
+                f"task {self.task.name} has a classical head ({len(self.sub.head)} weights): "
+                "set finetune.engine to backprop"
+            )
+        index = torch.as_tensor(self.sub.parameter_indices(), dtype=torch.long)
+        weights = self.sub.weights.detach().to(thetas.dtype).index_put((index,), thetas[0])
+        return self.task.bind(replace(self.sub, weights=weights)).loss_from_outputs(outputs, batch)
 
 
 class NoiselessExecutor(_TaskExecutor):

@@ -69,7 +69,7 @@ _CLASSIFICATION_OBJECTIVES = frozenset({"representational_capacity", "elivagar_s
 def check_config(config: Config) -> tuple[Task, SuperCircuit]:
     """Resolve every name and check the search settings against them; raise before any training."""
     task = task_from_config(config)
-    space = load_space(config.space.name)
+    load_space(config.space.name)  # an unknown space fails here, before the device loads
     device = get_device(config.device)
     search = config.search
     screened = search.screen.objectives if search.screen is not None else []
@@ -89,13 +89,13 @@ def check_config(config: Config) -> tuple[Task, SuperCircuit]:
             )
     if task.n_wires > device.n_qubits:
         raise ValueError(f"task {task.name} needs {task.n_wires} qubits; {device.name} has {device.n_qubits}")
-    sc = SuperCircuit(
-        space,
-        task.n_wires,
-        config.space.max_blocks,
-        seed=config.seed,
-        encoders=getattr(task, "encoder_choices", None),
-    )
+    sc = build_supercircuit(config, task)
+    if task.n_head_params and config.finetune.engine != "backprop":
+        # The head's weights are not rotation angles: no shift rule holds for them.
+        raise ValueError(
+            f"task {task.name} trains a classical head with its circuit, which only backprop can: "
+            f"finetune.engine is {config.finetune.engine!r}; set it to backprop"
+        )
     if isinstance(search.layout, list):
         validate_layout(search.layout, task.n_wires, device)
     genome_space(config, sc, device)
@@ -409,6 +409,8 @@ def finish_best(
     paths = {
         fmt: str(export_circuit(sub, task, fmt, run.exports / f"best.{fmt}", about=about)) for fmt in formats
     }
+    # What the circuit needs beside its QASM (Quantum-Train: the generated network's weights).
+    paths.update({p.stem: str(p) for p in task.export_artifacts(sub, run.exports)})
     summary = {
         "trial": best["trial"],
         "id": candidate_id(candidate_key(sc, genome)),

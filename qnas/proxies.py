@@ -201,7 +201,7 @@ def readout_wires(task: Task) -> list[int]:
 
 
 def _with_weights(sub: Subcircuit, weights: torch.Tensor) -> Subcircuit:
-    return Subcircuit(sub.genes, sub.n_wires, sub.layers, weights)
+    return Subcircuit(sub.genes, sub.n_wires, sub.layers, weights, sub.head)
 
 
 def _random_weights(sub: Subcircuit, rng: np.random.Generator) -> torch.Tensor:
@@ -320,9 +320,11 @@ def task_gradient_variance(
     """Return `gradient_variance` of the task's noiseless training loss on its first `n_samples` training samples."""
     batch = task.samples("train", n_samples)
     x = task.features(batch).double()
+    bound = task.bind(sub)  # a classical head keeps its weights; only the angles are drawn
 
     def cost(state: torch.Tensor) -> torch.Tensor:
-        return task.loss_from_outputs(task.outputs_from_state(state)[None], batch)[0]
+        return bound.loss_from_outputs(task.outputs_from_state(state)[None], batch)[0]
 
     layers = [*task.encoder, *sub.layers]
-    return gradient_variance(layers, task.n_wires, sub.weights, sub.parameter_indices(), cost, x, draws, seed)
+    angles = [i for i in sub.parameter_indices() if i not in set(sub.head)]
+    return gradient_variance(layers, task.n_wires, sub.weights.detach(), angles, cost, x, draws, seed)

@@ -116,7 +116,7 @@ def drop_pruned_gates(sub: Subcircuit, theta: torch.Tensor, pruned: torch.Tensor
                 Layer(ly.gate, tuple(ly.wires[p] for p in keep), "weight", tuple(ly.index[p] for p in keep))
             )
     masked = with_parameters(sub, theta)
-    return Subcircuit(sub.genes, sub.n_wires, layers, masked.weights)
+    return Subcircuit(sub.genes, sub.n_wires, layers, masked.weights, sub.head)
 
 
 def ratio_schedule(target: float, n_epochs: int, initial: float = 0.05, power: float = 3.0) -> list[float]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -31,16 +31,17 @@ class Subcircuit:
     n_wires: int
     layers: list[Layer]
     weights: torch.Tensor
+    # Weight indices of the task's classical head (Task.n_head_params), read after measurement.
+    head: tuple[int, ...] = ()
 
     def without_inputs(self) -> Subcircuit:
         """The subcircuit without the layers that read input features (its encoder, when it carries one)."""
-        return Subcircuit(
-            self.genes, self.n_wires, [ly for ly in self.layers if ly.source != "input"], self.weights
-        )
+        return replace(self, layers=[ly for ly in self.layers if ly.source != "input"])
 
     def parameter_indices(self) -> list[int]:
-        """Sorted weight indices the active layers read."""
-        return sorted({i for ly in self.layers if ly.source == "weight" for ix in ly.index for i in ix})
+        """Sorted weight indices it trains: the angles the active layers read, then the task's head."""
+        angles = {i for ly in self.layers if ly.source == "weight" for ix in ly.index for i in ix}
+        return sorted(angles) + list(self.head)
 
     @property
     def n_params(self) -> int:
@@ -82,6 +83,7 @@ class SuperCircuit(nn.Module):
         max_blocks: int | None = None,
         seed: int = 0,
         encoders: Sequence[Sequence[Layer]] | None = None,
+        head: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         self.space = space
@@ -109,7 +111,11 @@ class SuperCircuit(nn.Module):
             self._index.append(block)
         gen = torch.Generator().manual_seed(seed)
         # Uniform in [-pi, pi), as torchquantum initialises its rotation gates.
-        self.weights = nn.Parameter((torch.rand(count, generator=gen, dtype=torch.float64) * 2 - 1) * np.pi)
+        angles = (torch.rand(count, generator=gen, dtype=torch.float64) * 2 - 1) * np.pi
+        # The task's classical head (Task.n_head_params) follows the angles, shared by every subcircuit.
+        head = torch.zeros(0, dtype=torch.float64) if head is None else head.detach().to(torch.float64)
+        self.head = tuple(range(count, count + len(head)))
+        self.weights = nn.Parameter(torch.cat([angles, head]))
 
     @property
     def n_layers(self) -> int:
@@ -159,7 +165,7 @@ class SuperCircuit(nn.Module):
                     layers.append(Layer(ly.gate, wires, "weight", tuple(self._index[b][li][:width])))
                 else:
                     layers.append(Layer(ly.gate, wires))
-        return Subcircuit(full, self.n_wires, layers, self.weights)
+        return Subcircuit(full, self.n_wires, layers, self.weights, self.head)
 
     def largest(self) -> tuple[int, ...]:
         """The genome of the whole SuperCircuit (with the first encoder when it is a gene)."""

@@ -19,6 +19,7 @@ from qnas.tasks.classification import (
 from qnas.tasks.custom import classification_task, vqe_task
 from qnas.tasks.datasets import data_dir, load_digits_4x4, load_digits_8x8, load_image_set, pool_images
 from qnas.tasks.encoders import DEFAULT_ENCODER, available_encoders, get_encoder, n_features_read
+from qnas.tasks.quantum_train import QuantumTrainTask
 from qnas.tasks.spin_chains import SPIN_CHAINS, parse_chain, spin_chain_task
 from qnas.tasks.vqe import DATA_DIR, VQETask, load_vqe_task
 
@@ -39,13 +40,17 @@ _CLASSIFICATION = {
     "fashion10": ("fashion", tuple(range(10))),
 }
 _WIDE = {"digits10", "mnist10", "fashion10"}
+# Quantum-Train (qnas.tasks.quantum_train): name -> the target network trained on digits10's 8x8 images.
+_QUANTUM_TRAIN = {"qt_digits10": "cnn", "qt_digits10_mlp": "mlp"}
 _WIDE_ENCODER = "ryzxy"  # 4 features per wire: 40 principal components of 64 pooled pixels
 _EIGHT = "x[i] is pixel (i // 8, i % 8) of the image average-pooled to 8x8, scaled from [0, 1] to [0, pi]"
 
 
 def builtin_task_names() -> list[str]:
     """The tasks qnas ships: the classification sets, the Hamiltonians in qnas/data, the spin chains."""
-    return sorted([*_CLASSIFICATION, *(p.stem for p in DATA_DIR.glob("*.json")), *SPIN_CHAINS])
+    return sorted(
+        [*_CLASSIFICATION, *_QUANTUM_TRAIN, *(p.stem for p in DATA_DIR.glob("*.json")), *SPIN_CHAINS]
+    )
 
 
 def available_tasks() -> list[str]:
@@ -59,12 +64,28 @@ def get_task(
     max_train: int | None = None,
     logit_scale: float = 1.0,
     encoder: str | None = None,
+    mapping_hidden: list[int] | None = None,
+    shots: int | None = None,
 ) -> Task:
     """Return the task called `name`; the data split is drawn with `seed`.
 
     `logit_scale` multiplies the <Z> readout of classification tasks, and `encoder` names
-    their encoder (None: the task's own); a VQE takes neither.
+    their encoder (None: the task's own); a VQE takes neither. `mapping_hidden` (the
+    mapping model's hidden widths) and `shots` (probabilities from that many shots) are a
+    Quantum-Train task's alone.
     """
+    if name in _QUANTUM_TRAIN:
+        if encoder is not None:
+            raise ValueError(f"task {name} (quantum_train) encodes no data; remove task.encoder")
+        features, labels = load_digits_8x8()
+        splits = split_dataset(features, labels, tuple(range(10)), seed)
+        hidden = tuple(mapping_hidden) if mapping_hidden is not None else (8, 8)
+        return QuantumTrainTask(name, splits, _QUANTUM_TRAIN[name], hidden, shots, seed)
+    if mapping_hidden is not None or shots is not None:
+        raise ValueError(
+            f"task.mapping_hidden and task.shots belong to a Quantum-Train task ({', '.join(_QUANTUM_TRAIN)}), "
+            f"not to {name}; remove them"
+        )
     if name in _CLASSIFICATION:
         source, classes = _CLASSIFICATION[name]
         size = 8 if name in _WIDE else 4
@@ -116,6 +137,15 @@ def describe_task(name: str) -> dict:
             else f"needs {data_dir(source) / (source + '.npz')}",
         }
     task = get_task(name)
+    if isinstance(task, QuantumTrainTask):
+        return {
+            "name": name,
+            "kind": task.kind,
+            "qubits": task.n_wires,
+            "classes": " ".join(map(str, range(task.n_classes))),
+            "sizes": " / ".join(f"{s} {task.n_samples(s)}" for s in ("train", "valid", "test"))
+            + f"; a {task.target} of {task.n_target} weights",
+        }
     classes = " ".join(map(str, task.classes)) if isinstance(task, ClassificationTask) else ""
     row = {"name": name, "kind": task.kind, "qubits": task.n_wires, "classes": classes}
     sizes = {split: task.n_samples(split) for split in ("train", "valid", "test")}
@@ -133,7 +163,13 @@ def task_from_config(config: Config) -> Task:
     """The task of a run's config, its data split drawn with the run's seed."""
     t = config.task
     task = get_task(
-        t.name, seed=config.seed, max_train=t.max_train, logit_scale=t.logit_scale, encoder=t.encoder
+        t.name,
+        seed=config.seed,
+        max_train=t.max_train,
+        logit_scale=t.logit_scale,
+        encoder=t.encoder,
+        mapping_hidden=t.mapping_hidden,
+        shots=t.shots,
     )
     if config.search.encoders:
         if t.encoder is not None:
@@ -202,6 +238,7 @@ def _image_splits(
 
 __all__ = [
     "ClassificationTask",
+    "QuantumTrainTask",
     "Task",
     "VQETask",
     "available_encoders",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,6 +45,10 @@ class Task(ABC):
     n_wires: int
     n_inputs: int
     encoder: list[Layer]
+    # Classical weights the task's readout reads after measurement (a trainable head, e.g.
+    # Quantum-Train's mapping model): kept at the end of the SuperCircuit's weight vector,
+    # trained, fine-tuned, checkpointed and digested with the angles. 0: no head.
+    n_head_params: int = 0
 
     # --- what an export says ---------------------------------------------------------
 
@@ -53,6 +58,24 @@ class Task(ABC):
 
     def describe_readout(self) -> list[str]:
         """Lines for an export's header: which qubits to measure and how counts become the task's result."""
+        return []
+
+    # --- a trainable head ------------------------------------------------------------
+
+    def init_head(self, seed: int) -> torch.Tensor:
+        """Return the head's initial weights (n_head_params,), seeded."""
+        return torch.zeros(0, dtype=torch.float64)
+
+    def bind(self, sub: Subcircuit) -> Task:
+        """Return this task reading the head weights of `sub` (itself when it has no head).
+
+        Whoever turns a subcircuit's outputs into a loss or metrics calls it first; the
+        head stays differentiable, so backprop trains it with the angles.
+        """
+        return self
+
+    def export_artifacts(self, sub: Subcircuit, folder: Path) -> list[Path]:
+        """Write what a chosen circuit needs beside its QASM (e.g. generated weights); return the paths."""
         return []
 
     # --- data -------------------------------------------------------------------------
@@ -115,7 +138,7 @@ class Task(ABC):
     def loss(self, sub: Subcircuit, batch: Batch) -> torch.Tensor:
         """Return the noiseless, differentiable loss of `sub` on one training batch."""
         outputs = self.outputs_from_state(self.state(sub, self.features(batch)))
-        return self.loss_from_outputs(outputs[None], batch)[0]
+        return self.bind(sub).loss_from_outputs(outputs[None], batch)[0]
 
     def metrics_from_probabilities(
         self, probs_by_basis: dict[str, np.ndarray], samples: Samples
@@ -133,7 +156,7 @@ class Task(ABC):
     def noiseless_metrics(self, sub: Subcircuit, samples: Samples) -> dict[str, float]:
         """Return the noiseless metrics of `sub` on `samples` (double precision)."""
         state = self.state(sub, self.features(samples).double(), dtype=torch.complex128)
-        return self.metrics_from_outputs(self.outputs_from_state(state), samples)
+        return self.bind(sub).metrics_from_outputs(self.outputs_from_state(state), samples)
 
     def measurement_circuits(
         self, candidate: TranspiledCandidate, device: Device

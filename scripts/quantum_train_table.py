@@ -1,0 +1,188 @@
+"""Quantum-Train on digits10: the classical CNN trained directly against CNNs whose weights a circuit generates.
+
+Rows, per seed (each a cell of a JSON-lines file, so an interrupted build resumes):
+- `classical`: the target network (1898 weights) trained directly, Adam, same epochs;
+- `human-ry_cnot-bN`: Quantum-Train with the papers' generator, N blocks of RY + CNOT chain,
+  trained alone from the seeded initial weights;
+- `searched`: the generator a qnas search chose (configs/qt_digits10.yaml), fine-tuned.
+Every Quantum-Train row is scored three ways on the test set: exact probabilities,
+probabilities from 20 x 2^n shots (seeded), and the device's noise model (exact density
+matrix on the config's device, qiskit's layout for the human generators).
+
+    python scripts/quantum_train_table.py --seeds 0 1 2 --out /work/runs/quantum_train
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from qnas.config import load_config
+from qnas.evaluate import build_supercircuit
+from qnas.evolution.genome import Genome
+from qnas.pipeline import load_candidate, score_genome
+from qnas.results import RunDir
+from qnas.tasks import task_from_config
+from qnas.tasks.quantum_train import target_network
+from qnas.train import train
+
+ROOT = Path(__file__).resolve().parent.parent
+CELLS = ROOT / "docs" / "cells" / "quantum_train.jsonl"
+
+
+def commit() -> str:
+    return subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+
+
+def done(path: Path) -> dict[tuple, dict]:
+    if not path.exists():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {(r["method"], r["seed"]): r for r in rows}
+
+
+def append(path: Path, row: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def classical(config, epochs: int, lr: float, seed: int) -> dict:
+    """The target network trained directly (Adam, cosine decay, the same batches as Quantum-Train)."""
+    task = task_from_config(config)
+    torch.manual_seed(seed)
+    net = target_network(task.target, task.n_features, task.n_classes).double()
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    steps = epochs * task.n_batches(32)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        for x, y in task.batches(32, rng):
+            optimizer.zero_grad()
+            F.cross_entropy(net(x.double()), y).backward()
+            optimizer.step()
+            scheduler.step()
+    with torch.no_grad():
+        x, y = task.samples("test")
+        accuracy = (net(x.double()).argmax(1) == y).double().mean().item()
+    return {"trained_params": task.n_target, "test_accuracy": accuracy}
+
+
+def scored(config, task, sc, genome: Genome) -> dict:
+    """Test accuracy from exact probabilities, from 20 x 2^n shots, and on the device's noise model."""
+    sub = sc.subcircuit(genome.arch)
+    shots = 20 * 2**task.n_wires
+    with_shots = dataclasses.replace(task, shots=shots)
+    t0 = time.perf_counter()
+    noisy = score_genome(config, task, sc, genome, "test", noise_aware=True)
+    return {
+        "trained_params": sub.n_params,
+        "circuit_params": sub.n_params - task.n_head_params,
+        "n_2q": noisy["n_2q"],
+        "test_accuracy": task.evaluate(sub, "test")["accuracy"],
+        "test_accuracy_shots": with_shots.evaluate(sub, "test")["accuracy"],
+        "shots": shots,
+        "test_accuracy_noisy": noisy["accuracy"],
+        "noisy_device": config.device,
+        "seconds_noisy": time.perf_counter() - t0,
+    }
+
+
+def human(config, blocks: int, seed: int) -> dict:
+    human_config = config.model_copy(deep=True)
+    human_config.space.name = "ry_cnot"
+    human_config.space.max_blocks = max(blocks, 1)
+    task = task_from_config(human_config)
+    sc = build_supercircuit(human_config, task)
+    genes = sc.fixed_blocks(blocks)
+    ft = human_config.finetune
+    train(sc, task, ft, lambda: genes, seed, progress=False)
+    return scored(human_config, task, sc, Genome((), genes))
+
+
+def searched(config_path: Path, seed: int, out: Path, workers: int) -> dict:
+    run_dir = out / f"search-s{seed}"
+    cmd = [sys.executable, "-m", "qnas.cli", "search", "--config", str(config_path), "--out", str(run_dir)]
+    cmd += ["--quiet", "--workers", str(workers), "--set", f"seed={seed}"]
+    subprocess.run(cmd, check=True)
+    config, task, sc, genome = load_candidate(RunDir(run_dir), "best")
+    best = json.loads((run_dir / "best.json").read_text())
+    row = scored(config, task, sc, genome)
+    row.update(blocks=int(genome.arch[-1]), arch=list(genome.arch), run=str(run_dir))
+    row["test_accuracy_reported"] = best["test"]["noiseless"]["accuracy"]
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "qt_digits10.yaml")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--human-blocks", type=int, nargs="+", default=[2, 4, 8])
+    parser.add_argument("--methods", nargs="+", default=["classical", "human", "searched"])
+    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    base = load_config(args.config)
+    cells = done(CELLS)
+    for seed in args.seeds:
+        config = base.model_copy(deep=True)
+        config.seed = seed
+        jobs = []
+        if "classical" in args.methods:
+            jobs.append(("classical", lambda c=config, s=seed: classical(c, c.finetune.epochs, 1e-2, s)))
+        if "human" in args.methods:
+            for b in args.human_blocks:
+                jobs.append((f"human-ry_cnot-b{b}", lambda b=b, c=config, s=seed: human(c, b, s)))
+        if "searched" in args.methods:
+            jobs.append(("searched", lambda s=seed: searched(args.config, s, args.out, args.workers)))
+        for method, job in jobs:
+            if (method, seed) in cells:
+                continue
+            t0 = time.perf_counter()
+            row = {"task": config.task.name, "method": method, "seed": seed, **job()}
+            row.update(seconds=time.perf_counter() - t0, date=str(datetime.date.today()), commit=commit())
+            append(CELLS, row)
+            cells[(method, seed)] = row
+            print(json.dumps(row), flush=True)
+    print(table(cells))
+
+
+def table(cells: dict[tuple, dict]) -> str:
+    methods = sorted({m for m, _ in cells}, key=lambda m: (m != "classical", m != "searched", m))
+    lines = [
+        "| generator | trained params | test acc. | with 20x2^n shots | noisy | seeds |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def cell(rows: list[dict], key: str) -> str:
+        values = [100 * r[key] for r in rows if key in r]
+        if not values:
+            return "-"
+        return f"{np.mean(values):.1f} ({min(values):.1f}-{max(values):.1f})"
+
+    for m in methods:
+        rows = [r for (mm, _), r in sorted(cells.items()) if mm == m]
+        params = sorted({r["trained_params"] for r in rows})
+        p = str(params[0]) if len(params) == 1 else f"{params[0]}-{params[-1]}"
+        lines.append(
+            f"| {m} | {p} | {cell(rows, 'test_accuracy')} | {cell(rows, 'test_accuracy_shots')} | "
+            f"{cell(rows, 'test_accuracy_noisy')} | {len(rows)} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

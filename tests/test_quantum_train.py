@@ -1,0 +1,174 @@
+"""Quantum-Train: a circuit's probabilities generate a CNN's weights (qnas.tasks.quantum_train)."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from qnas.config import Config
+from qnas.evaluate import build_supercircuit
+from qnas.executors import NoiselessExecutor, parameters_of
+from qnas.gradients import get_engine
+from qnas.pipeline import check_config
+from qnas.tasks import task_from_config
+from qnas.tasks.quantum_train import n_weights, target_network
+from qnas.train import train
+
+SMALL = {
+    "device": "fake_guadalupe",  # 16 qubits: transpiles and simulates far faster than a 156-qubit Heron
+    "task": {"name": "qt_digits10", "mapping_hidden": [4]},
+    "space": {"name": "ry_cnot", "max_blocks": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def built():
+    config = Config.model_validate(SMALL)
+    task = task_from_config(config)
+    return config, task, build_supercircuit(config, task)
+
+
+def test_the_generator_has_ceil_log2_m_qubits_and_a_head_after_the_angles(built):
+    _, task, sc = built
+    assert task.n_target == n_weights(target_network("cnn")) == 1898
+    assert task.n_wires == 11  # 2^11 = 2048 >= 1898 > 1024
+    # mapping 12 -> 4 -> 1, then one gain per generated tensor (6 in the CNN)
+    assert task.n_head_params == (12 * 4 + 4) + (4 + 1) + 6
+    sub = sc.subcircuit(sc.fixed_blocks(2))
+    assert len(sc.weights) == sc.head[-1] + 1 and len(sc.head) == task.n_head_params
+    assert sub.parameter_indices()[-task.n_head_params :] == list(sc.head)
+    assert sub.n_params == 2 * 11 + task.n_head_params
+    # The circuit itself has only trainable angles: nothing is encoded.
+    assert task.n_inputs == 0 and task.encoder == []
+    assert sub.to_qiskit().num_qubits == 11
+
+
+def test_angles_and_mapping_train_together(built):
+    config, task, sc = built
+    sc = build_supercircuit(config, task)
+    genes = sc.fixed_blocks(2)
+    batch = task.samples("train", 64)
+    loss = task.loss(sc.subcircuit(genes), batch)
+    loss.backward()
+    grad = sc.weights.grad
+    angles = [i for i in sc.subcircuit(genes).parameter_indices() if i not in sc.head]
+    assert grad[angles].abs().max() > 0 and grad[list(sc.head)].abs().max() > 0
+    before = task.evaluate(sc.subcircuit(genes), "valid")
+    settings = config.finetune.model_copy(update={"epochs": 4, "lr": 0.03})
+    train(sc, task, settings, lambda: genes, seed=0, progress=False)
+    after = task.evaluate(sc.subcircuit(genes), "valid")
+    assert after["loss"] < before["loss"] - 0.1, (before, after)
+
+
+def test_backprop_through_the_executor_is_the_tasks_own_gradient(built):
+    _, task, sc = built
+    sub = sc.subcircuit(sc.fixed_blocks(1))
+    batch = task.samples("train", 16)
+    result = get_engine("backprop").gradient(
+        NoiselessExecutor(sub, task, torch.complex128), parameters_of(sub), batch
+    )
+    weights = sc.weights.detach().clone().requires_grad_(True)
+    loss = task.loss(dataclasses.replace(sub, weights=weights), batch)
+    (expected,) = torch.autograd.grad(loss, weights)
+    assert torch.allclose(result.values, expected[sub.parameter_indices()].double(), atol=1e-6)
+    assert result.values[-task.n_head_params :].abs().max() > 0  # the head is trained through it
+
+
+def test_a_shift_rule_engine_is_refused_before_training():
+    config = Config.model_validate({**SMALL, "finetune": {"engine": "parameter_shift"}})
+    with pytest.raises(ValueError, match="set it to backprop"):
+        check_config(config)
+
+
+def test_quantum_train_keys_belong_to_a_quantum_train_task():
+    with pytest.raises(ValueError, match="belong to a Quantum-Train task"):
+        task_from_config(Config.model_validate({"task": {"name": "digits4", "shots": 100}}))
+
+
+def test_shots_are_seeded_and_cost_some_accuracy(built):
+    config, task, sc = built
+    genes = sc.fixed_blocks(2)
+    trained = build_supercircuit(config, task)
+    train(
+        trained,
+        task,
+        config.finetune.model_copy(update={"epochs": 3, "lr": 0.03}),
+        lambda: genes,
+        0,
+        progress=False,
+    )
+    sub = trained.subcircuit(genes)
+    few = dataclasses.replace(task, shots=64)
+    exact = task.evaluate(sub, "test")
+    first, again = few.evaluate(sub, "test"), few.evaluate(sub, "test")
+    assert first == again  # the draw is seeded
+    # 64 shots over 2048 outcomes: most probabilities read 0, the generated weights are others.
+    assert first["loss"] != exact["loss"]
+    many = dataclasses.replace(task, shots=20 * 2**task.n_wires).evaluate(sub, "test")
+    assert abs(many["loss"] - exact["loss"]) < abs(first["loss"] - exact["loss"])
+
+
+def test_a_search_exports_weights_that_a_plain_torch_model_loads(tmp_path):
+    """End to end through the CLI; the saved state dict reproduces the reported test accuracy."""
+    run = tmp_path / "qt"
+    sets = [
+        "device=fake_guadalupe",
+        "task.mapping_hidden=[4]",
+        "space.name=ry_cnot",
+        "space.max_blocks=2",
+        "train.epochs=2",
+        "search.noise_aware=false",
+        "search.population=4",
+        "search.parents=2",
+        "search.mutants=1",
+        "search.crossovers=1",
+        "search.iterations=1",
+        "search.objectives=[loss,n_params]",
+        "finetune.epochs=10",
+        "finetune.finalists=1",
+    ]
+    cmd = [
+        sys.executable,
+        "-m",
+        "qnas.cli",
+        "search",
+        "--config",
+        "configs/qt_digits10.yaml",
+        "--out",
+        str(run),
+    ]
+    cmd += ["--workers", "0", "--quiet", *[a for s in sets for a in ("--set", s)]]
+    subprocess.run(cmd, check=True, cwd=_root())
+    best = json.loads((run / "best.json").read_text())
+    saved = torch.load(run / "exports" / "generated_weights.pt")
+    assert best["exports"]["generated_weights"] == str(run / "exports" / "generated_weights.pt")
+    net = target_network(saved["target"])
+    net.load_state_dict(saved["state_dict"])
+    task = task_from_config(Config.model_validate(SMALL))
+    x, y = task.samples("test")
+    with torch.no_grad():
+        logits = net(x)
+    accuracy = (logits.argmax(1) == y).double().mean().item()
+    # float32 weights against the float64 the report used: at most one sample's argmax may differ.
+    assert abs(accuracy - best["test"]["noiseless"]["accuracy"]) <= 1 / len(y) + 1e-12
+    # The very network the task generates from the chosen circuit, logit for logit.
+    from qnas.pipeline import load_candidate
+    from qnas.results import RunDir
+
+    _, task, sc, genome = load_candidate(RunDir(run), "best")
+    sub = sc.subcircuit(genome.arch)
+    bound = task.bind(sub)
+    probs = task.outputs_from_state(task.state(sub, task.features(None).double(), torch.complex128))[0]
+    expected = bound._logits(probs, x).detach()
+    assert torch.allclose(logits.double(), expected, atol=1e-4)
+    assert logits.std(0).max() > 0  # not a constant network
+    assert 0 < saved["n_trained"] == best["search_scores"]["n_params"] < saved["n_target_weights"]
+
+
+def _root():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent
