@@ -108,7 +108,12 @@ def deploy(
         )
         for start in range(0, len(x), batch_size)
     ]
-    n_samples = None if samples is None else len(x)
+    # Samples scored, and circuits run per basis: one per sample for a classifier, one for
+    # all of them when the task encodes no data (Quantum-Train's generator).
+    n_samples = task.n_samples(task.final_split)
+    if n_samples is not None and limit is not None:
+        n_samples = min(n_samples, limit)
+    n_circuits = len(x)
     n_measured = len(batches)
     scales = mitigation_module.ZNE_SCALES if "zne" in mitigation else (1,)
     for scale in scales[1:]:
@@ -157,7 +162,7 @@ def deploy(
         }
 
     probs_by_basis = probabilities_at(1)
-    result = _measured_summary(task, probs_by_basis, samples, shots, seed)
+    result = _measured_summary(task, probs_by_basis, samples, shots, seed, n_samples)
     if mitigation != "none":
         matrices = None
         if "readout" in mitigation:
@@ -165,7 +170,7 @@ def deploy(
             matrices = mitigation_module.readout_matrices([pub[0] for pub in cal_counts], task.n_wires)
         by_scale = {scale: probabilities_at(scale) for scale in scales}
         result["mitigated"] = _mitigated_summary(task, by_scale, matrices, samples, shots, seed)
-        test_shots = shots * len(bases) * (1 if n_samples is None else n_samples)
+        test_shots = shots * len(bases) * n_circuits
         result["shots"] = {
             "raw": test_shots,
             "readout_calibration": 0 if matrices is None else shots * len(batches[-1].pubs),
@@ -179,6 +184,7 @@ def deploy(
         "backend": str(target.backend.name),
         "kind": task.kind,
         "metric": task.metric,
+        "n_circuits": n_circuits,
         **result,
         "difference": result["measured"][task.metric] - result["predicted"][task.metric],
         "n_2q": predicted["n_2q"],
@@ -406,7 +412,12 @@ def _resampled(probs: np.ndarray, shots: int, seed: int) -> np.ndarray:
 
 
 def _measured_summary(
-    task: Task, probs_by_basis: dict[str, np.ndarray], samples: Samples, shots: int, seed: int
+    task: Task,
+    probs_by_basis: dict[str, np.ndarray],
+    samples: Samples,
+    shots: int,
+    seed: int,
+    n_samples: int | None,
 ) -> dict[str, Any]:
     """Return the measured metrics with the shot-noise standard error of the task's metric.
 
@@ -424,7 +435,7 @@ def _measured_summary(
         for r in range(_BOOTSTRAP)
     ]
     out = {"measured": measured, "shot_noise_se": float(np.std(resampled, ddof=1))}
-    sampling = task.sampling_error(measured, None if samples is None else len(task.features(samples)))
+    sampling = task.sampling_error(measured, n_samples)
     if sampling is not None:
         out["sampling_se"] = sampling
     return out
@@ -505,7 +516,13 @@ def summary_text(summary: dict[str, Any]) -> str:
     measured, predicted = summary["measured"][metric], summary["predicted"][metric]
     lines = [
         f"trial {summary['trial']} on {summary['backend']}: {summary['n_jobs']} job(s), {summary['shots']} shots"
-        + (f" per sample, {summary['n_samples']} test samples" if summary["n_samples"] else ""),
+        + (
+            ""
+            if not summary["n_samples"]
+            else f" per sample, {summary['n_samples']} test samples"
+            if summary.get("n_circuits", summary["n_samples"]) == summary["n_samples"]
+            else f" per circuit, {summary['n_samples']} test samples from {summary['n_circuits']} circuit(s)"
+        ),
         f"measured {metric}:  {measured:.4f} ± {summary['shot_noise_se']:.4f} (shot noise)",
         f"predicted {metric}: {predicted:.4f} (noisy simulation); difference {summary['difference']:+.4f}",
     ]

@@ -167,8 +167,48 @@ def test_a_search_exports_weights_that_a_plain_torch_model_loads(tmp_path):
     assert logits.std(0).max() > 0  # not a constant network
     assert 0 < saved["n_trained"] == best["search_scores"]["n_params"] < saved["n_target_weights"]
 
+    # Deploy: one circuit per basis scores all the test samples, and the sampling error counts them.
+    from qnas.deploy import deploy
+
+    summary = deploy(run, "best", "fake_guadalupe", shots=2000, progress=False, limit=100)
+    assert summary["n_circuits"] == 1 and summary["n_samples"] == 100
+    p = summary["measured"]["accuracy"]
+    assert summary["sampling_se"] == pytest.approx((p * (1 - p) / 100) ** 0.5)
+
 
 def _root():
     from pathlib import Path
 
     return Path(__file__).resolve().parent.parent
+
+
+def test_refitting_the_mapping_to_distorted_probabilities_lowers_their_loss(built):
+    """The device's probabilities differ from the simulator's; a mapping fitted to them reads them better."""
+    _, task, sc = built
+    sub = sc.subcircuit(sc.fixed_blocks(2))
+    exact = task.outputs_from_state(task.state(sub, task.features(None).double(), torch.complex128))[
+        0
+    ].detach()
+    train_split = task.samples("train")
+
+    def loss(head: torch.Tensor, probs: torch.Tensor) -> float:
+        weights = sc.weights.detach().clone()
+        weights[list(sub.head)] = head
+        return task.bind(dataclasses.replace(sub, weights=weights)).metrics_from_outputs(
+            probs[None], train_split
+        )["loss"]
+
+    def with_head(head: torch.Tensor):
+        weights = sc.weights.detach().clone()
+        weights[list(sub.head)] = head
+        return dataclasses.replace(sub, weights=weights)
+
+    initial = sc.weights.detach()[list(sub.head)]
+    # The mapping alone, fitted to the circuit's exact probabilities (no circuit runs: cheap).
+    fitted = task.refit_head(sub, exact, epochs=3, lr=0.03)
+    assert loss(fitted, exact) < loss(initial, exact) - 0.01
+    # A depolarized, readout-flipped distribution: half-way to uniform, then the bits reversed.
+    distorted = (0.5 * exact + 0.5 / len(exact)).flip(0)
+    refitted = task.refit_head(with_head(fitted), distorted, epochs=3, lr=0.03)
+    assert loss(refitted, distorted) < loss(fitted, distorted) - 0.01
+    assert len(refitted) == task.n_head_params  # the angles are not touched

@@ -279,6 +279,30 @@ class QuantumTrainTask(Task):
         p = metrics["accuracy"]
         return float(np.sqrt(p * (1 - p) / n_samples)) if n_samples else None
 
+    def refit_head(
+        self, sub, probs: np.ndarray | torch.Tensor, epochs: int = 30, lr: float = 0.01, seed: int = 0
+    ) -> torch.Tensor:
+        """Return mapping weights re-trained on fixed outcome probabilities `probs` (2^n,); the angles stay.
+
+        On hardware the circuit's probabilities are the device's, not the simulator's; the
+        mapping model, a classical function of them, can be fitted to what the device
+        gives (e.g. the noisy simulation of its calibration) with no further circuit
+        runs. Adam on the training split, batches of 32, `epochs` passes.
+        """
+        probs = torch.as_tensor(np.asarray(probs.detach() if torch.is_tensor(probs) else probs))
+        probs = probs.to(torch.float64).reshape(-1)
+        head = torch.nn.Parameter(sub.weights.detach()[list(sub.head)].double().clone())
+        optimizer = torch.optim.Adam([head], lr=lr)
+        rng = np.random.default_rng(seed)
+        bound = self.bind(sub)
+        for _ in range(epochs):
+            for batch in self.batches(32, rng):
+                optimizer.zero_grad()
+                bound.head = head
+                bound.loss_from_outputs(probs[None, None], batch)[0].backward()
+                optimizer.step()
+        return head.detach()
+
     # --- what a finished run saves -----------------------------------------------------
 
     @torch.no_grad()
