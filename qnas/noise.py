@@ -129,7 +129,7 @@ def noisy_probability_groups(
             else:
                 probs = _exact(program, n, values, measured, simulation.memory_budget)[None]
             if not noiseless:
-                matrices = noise_model.readout_matrices(device.noise_model, candidate.final_layout)
+                matrices = noise_model.device_readout_matrices(device, candidate.final_layout)
                 probs = np.stack([apply_readout(p, matrices) for p in probs])
             return probs
     if trajectories or density_matrix_bytes(n, 1) > simulation.memory_budget:

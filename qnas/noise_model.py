@@ -5,6 +5,12 @@ round trip would rebuild every error of a 127-qubit device), so this module read
 private tables, and nothing else in qnas does: an Aer release that renames them breaks
 one tested place (tests/test_noise_model.py).
 
+A calibrated fake or snapshot backend's gate errors are built one instruction at a time,
+when first asked for, with qiskit-aer's own functions on the backend's properties: the
+very errors `_get_noise_model_from_backend_v2` makes (tested), without building all of
+them first; for a 156-qubit Heron that full build takes 40-65 s per process (measured on
+fake_fez), once in every Ray worker, while a candidate asks for a few dozen.
+
 Idle qubits relax as qiskit-aer's own `RelaxationNoisePass` makes them relax on
 `delay` instructions (the pass `NoiseModel.from_backend` installs): a thermal
 relaxation channel over the idle time with the qubit's T1 and T2 (T2 capped at 2 T1),
@@ -14,19 +20,82 @@ ground-state equilibrium (temperature 0, qiskit-aer's default).
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from qiskit_aer.noise import NoiseModel, QuantumError, ReadoutError, thermal_relaxation_error
+from qiskit_aer.noise.device import models as aer_models
+from qiskit_ibm_runtime.fake_provider.fake_backend import FakeBackendV2
 
 from qnas.devices import Device
 
 
+@dataclass(frozen=True)
+class _Calibration:
+    """A calibrated backend's gate parameters and relaxation times, read once; errors built on demand."""
+
+    gates: dict[tuple[str, tuple[int, ...]], tuple[float, float]]  # (name, qubits) -> (length ns, error)
+    relax: list[tuple[float, float, float]]  # per qubit: T1, T2 (ns), frequency (Hz)
+    readout: dict[tuple[int, ...], ReadoutError]
+    basis_gates: tuple[str, ...]
+
+
+@functools.lru_cache(maxsize=64)
+def _calibration(device: Device) -> _Calibration | None:
+    """The lazily built calibration of a fake or snapshot backend; None where the noise model is the source."""
+    if device.custom_noise is not None or not isinstance(device.backend, FakeBackendV2):
+        return None
+    properties = device.backend.properties()
+    if properties is None:
+        return None
+    # As FakeBackendV2._get_noise_model_from_backend_v2 and basic_device_gate_errors read them.
+    relax = [(t1, t2, freq * 1e9) for t1, t2, freq in aer_models.thermal_relaxation_values(properties)]
+    gates = {
+        (name, tuple(qubits)): (length, error)
+        for name, qubits, length, error in aer_models.gate_param_values(properties)
+    }
+    readout = {tuple(q): e for q, e in aer_models.basic_device_readout_errors(properties)}
+    basis = tuple(device.backend.configuration().basis_gates)
+    return _Calibration(gates, relax, readout, basis)
+
+
+@functools.lru_cache(maxsize=65536)
+def _built_gate_error(device: Device, name: str, physical: tuple[int, ...]) -> QuantumError | None:
+    """One instruction's error, as basic_device_gate_errors builds it (depolarizing + relaxation, 0 K)."""
+    calibration = _calibration(device)
+    params = calibration.gates.get((name, physical))
+    if params is None:
+        return None
+    length, error = params
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module="qiskit_aer.noise.device.models")
+        relax = aer_models._device_thermal_relaxation_error(physical, length, calibration.relax, 0)
+        depol = aer_models._device_depolarizing_error(physical, error, relax)
+        return aer_models._combine_depol_and_relax_error(depol, relax) or None
+
+
 def gate_error(device: Device, name: str, physical: tuple[int, ...]) -> QuantumError | None:
     """Return the device's error after gate `name` on `physical` qubits (None: noiseless there)."""
+    if _calibration(device) is not None:
+        return _built_gate_error(device, name, tuple(physical))
     model = device.noise_model
     local = model._local_quantum_errors.get(name, {})
     return local.get(physical, model._default_quantum_errors.get(name))
+
+
+def device_readout_matrices(device: Device, qubits: Sequence[int]) -> list[np.ndarray]:
+    """Return R[true, measured] of each physical qubit in `qubits`, without building the whole noise model."""
+    calibration = _calibration(device)
+    if calibration is None:
+        return readout_matrices(device.noise_model, qubits)
+    return [
+        np.eye(2)
+        if (q,) not in calibration.readout
+        else np.asarray(calibration.readout[(q,)].probabilities, dtype=np.float64)
+        for q in qubits
+    ]
 
 
 @functools.lru_cache(maxsize=65536)
@@ -62,8 +131,19 @@ def restrict_noise_model(device: Device, qubits: tuple[int, ...]) -> NoiseModel:
     127-qubit device. The relaxation pass for `delay` instructions is not carried over:
     callers turn delays into explicit `idle_error`s, which works for both engines.
     """
-    full = device.noise_model
     local = {p: i for i, p in enumerate(qubits)}
+    calibration = _calibration(device)
+    if calibration is not None:
+        restricted = NoiseModel(basis_gates=list(calibration.basis_gates))
+        for name, qargs in calibration.gates:
+            error = _built_gate_error(device, name, qargs) if all(q in local for q in qargs) else None
+            if error is not None:
+                restricted.add_quantum_error(error, name, [local[q] for q in qargs], warnings=False)
+        for qargs, error in calibration.readout.items():
+            if all(q in local for q in qargs):
+                restricted.add_readout_error(error, [local[q] for q in qargs], warnings=False)
+        return restricted
+    full = device.noise_model
     restricted = NoiseModel(basis_gates=full.basis_gates)
     for name, error in full._default_quantum_errors.items():
         restricted.add_all_qubit_quantum_error(error, name, warnings=False)

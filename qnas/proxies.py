@@ -118,8 +118,7 @@ def clifford_replicas(
     measured = candidate.measured_local_qubits
     physical_measured = [candidate.active_qubits[q] for q in measured]
     readout = [
-        float((m[0, 1] + m[1, 0]) / 2)
-        for m in noise_model.readout_matrices(device.noise_model, physical_measured)
+        float((m[0, 1] + m[1, 0]) / 2) for m in noise_model.device_readout_matrices(device, physical_measured)
     ]
     # Each step: (stim text of each choice of quarter turns, noise text after it).
     steps: list[tuple[list[str], str]] = []

@@ -57,3 +57,40 @@ def test_restricted_model_keeps_only_the_errors_on_its_qubits():
     full = noise_model.readout_matrices(device.noise_model, [14])[0]
     assert np.array_equal(local, full)
     assert set(restricted.noise_qubits) <= {0, 1, 2}
+
+
+@pytest.mark.parametrize("name", ["fake_quito", "fake_cairo"])
+def test_errors_built_one_at_a_time_are_the_full_models(name):
+    """The lazy path builds exactly what qiskit's fake backend puts in its noise model, and nothing more."""
+    device = get_device(name)
+    full = device.noise_model
+    count = 0
+    for gate, by_qubits in full._local_quantum_errors.items():
+        for qubits, error in by_qubits.items():
+            built = noise_model.gate_error(device, gate, qubits)
+            assert np.allclose(built.to_quantumchannel().data, error.to_quantumchannel().data), (gate, qubits)
+            count += 1
+    assert count > 20
+    restricted = noise_model.restrict_noise_model(device, (0, 1, 2))
+    assert sorted(restricted.noise_qubits) == [0, 1, 2]
+    ours = noise_model.device_readout_matrices(device, range(device.n_qubits))
+    theirs = noise_model.readout_matrices(full, range(device.n_qubits))
+    assert all(np.allclose(a, b) for a, b in zip(ours, theirs, strict=True))
+
+
+def test_a_heron_candidate_is_scored_without_building_the_whole_noise_model():
+    """fake_fez's full model (156 qubits, 1640 gate errors) takes 40-65 s to build; a candidate needs a few."""
+    from qiskit import QuantumCircuit
+
+    from qnas.noise import noisy_probabilities
+    from qnas.transpiled import transpile_candidate
+
+    device = get_device("fake_fez")
+    circuit = QuantumCircuit(3)
+    circuit.h(0)
+    circuit.cx(0, 1)
+    circuit.cx(1, 2)
+    candidate = transpile_candidate(circuit, device, None, 1, seed=0)
+    probs = noisy_probabilities(candidate, device, None)[0]
+    assert probs[0] + probs[7] > 0.8 and probs[0] + probs[7] < 0.999  # GHZ, with the device's errors
+    assert "noise_model" not in device.__dict__  # the cached full model was never built
