@@ -111,6 +111,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=["none", "readout", "zne", "readout+zne"],
         help="readout: M3 with its calibration circuits; zne: zero-noise extrapolation by folding (scales 1, 3)",
     )
+    deploy.add_argument(
+        "--primitive",
+        default="sampler",
+        choices=["sampler", "estimator"],
+        help="estimator (VQE): the runtime's Estimator measures the energy and does the mitigation "
+        "(readout: TREX; zne: gate folding)",
+    )
     deploy.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -327,6 +334,12 @@ def _prune(args) -> int:
 def _deploy(args) -> int:
     from qnas.deploy import deploy, summary_text
 
+    if args.primitive == "estimator":
+        from qnas import estimate
+
+        summary = estimate.estimate(args.run, args.trial, args.device, args.shots, args.mitigation)
+        print(estimate.summary_text(summary))
+        return 0
     summary = deploy(
         args.run,
         args.trial,
