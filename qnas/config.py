@@ -98,6 +98,9 @@ class TaskConfig(_Strict):
     encoder: str | None = Field(
         None, description="classification: the encoder by name (None: the task's own)"
     )
+    reupload: bool = Field(
+        False, description="classification: the encoder again before every block (data re-uploading)"
+    )
     mapping_hidden: list[Annotated[int, Field(gt=0)]] | None = Field(
         None, description="Quantum-Train: hidden widths of the mapping model (None: [8, 8])"
     )

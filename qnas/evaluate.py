@@ -40,7 +40,8 @@ class Screen:
 def build_supercircuit(config: Config, task: Task) -> SuperCircuit:
     """The SuperCircuit of the config's design space on the task's wires (weights seeded by the config).
 
-    With the encoder as a gene (`search.encoders`), the task's encoders are the SuperCircuit's.
+    With the encoder as a gene (`search.encoders`), the task's encoders are the SuperCircuit's;
+    with `task.reupload`, the encoder comes again before every block after the first.
     """
     return SuperCircuit(
         load_space(config.space.name),
@@ -49,6 +50,7 @@ def build_supercircuit(config: Config, task: Task) -> SuperCircuit:
         seed=config.seed,
         encoders=getattr(task, "encoder_choices", None),
         head=task.init_head(config.seed) if task.n_head_params else None,
+        reupload=task.encoder if config.task.reupload else None,
     )
 
 

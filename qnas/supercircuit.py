@@ -84,6 +84,7 @@ class SuperCircuit(nn.Module):
         seed: int = 0,
         encoders: Sequence[Sequence[Layer]] | None = None,
         head: torch.Tensor | None = None,
+        reupload: Sequence[Layer] | None = None,
     ) -> None:
         super().__init__()
         self.space = space
@@ -93,6 +94,10 @@ class SuperCircuit(nn.Module):
         # and every subcircuit starts with its encoder: the SuperCircuit is trained with the
         # encoder sampled like any other gene, so inherited weights fit each encoder.
         self.encoders = [list(e) for e in encoders] if encoders else None
+        # Data re-uploading (Pérez-Salinas et al., Quantum 2020): the encoder again before
+        # every block after the first, so the circuit is a function of the data of higher
+        # degree than one encoding allows. With the encoder as a gene, the chosen one.
+        self.reupload = None if reupload is None else list(reupload)
         self.gene_choices = self._with_encoder(
             space.gene_choices(n_wires, self.max_blocks), list(range(len(self.encoders or [])))
         )
@@ -158,6 +163,8 @@ class SuperCircuit(nn.Module):
         n_blocks = genes[-1]
         layers = [] if encoder is None else list(self.encoders[encoder])
         for b in range(n_blocks):
+            if b and self.reupload is not None:
+                layers.extend(self.reupload if encoder is None else self.encoders[encoder])
             for li, ly in enumerate(self.space.layers):
                 width = genes[b * self.n_layers + li]
                 wires = tuple(self._positions[li][:width])

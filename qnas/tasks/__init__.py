@@ -171,6 +171,8 @@ def task_from_config(config: Config) -> Task:
         mapping_hidden=t.mapping_hidden,
         shots=t.shots,
     )
+    if t.reupload and task.kind != "classification":
+        raise ValueError(f"task.reupload: task {task.name} is a {task.kind}; only a classifier encodes data")
     if config.search.encoders:
         if t.encoder is not None:
             raise ValueError(
