@@ -18,7 +18,13 @@ from qnas.tasks.classification import (
 )
 from qnas.tasks.custom import classification_task, vqe_task
 from qnas.tasks.datasets import data_dir, load_digits_4x4, load_digits_8x8, load_image_set, pool_images
-from qnas.tasks.encoders import DEFAULT_ENCODER, available_encoders, get_encoder, n_features_read
+from qnas.tasks.encoders import (
+    DEFAULT_ENCODER,
+    FEATURE_MAPS,
+    available_encoders,
+    get_encoder,
+    n_features_read,
+)
 from qnas.tasks.quantum_train import QuantumTrainTask
 from qnas.tasks.spin_chains import SPIN_CHAINS, parse_chain, spin_chain_task
 from qnas.tasks.vqe import DATA_DIR, VQETask, load_vqe_task
@@ -196,6 +202,11 @@ def with_encoder_gene(task: Task, names: list[str]) -> Task:
         )
     if len(set(names)) != len(names):
         raise ValueError(f"search.encoders {names} names an encoder twice")
+    mapped = [n for n in names if n in FEATURE_MAPS]
+    if mapped:
+        raise ValueError(
+            f"search.encoders: {mapped[0]!r} reads features computed for it alone; search among angle encoders"
+        )
     layers = [get_encoder(name, task.n_wires) for name in names]
     reads = [n_features_read(ly) for ly in layers]
     features = int(task.splits["train"][0].shape[1])

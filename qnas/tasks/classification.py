@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from qnas.measure import z_expectations
 from qnas.sim import expval_z
 from qnas.tasks.base import Task
-from qnas.tasks.encoders import DEFAULT_ENCODER, get_encoder, n_features_read
+from qnas.tasks.encoders import DEFAULT_ENCODER, FEATURE_MAPS, get_encoder, n_features_read
 
 N_WIRES = 4
 
@@ -77,6 +77,8 @@ class ClassificationTask(Task):
     higher_is_better: bool = True
     metric_names: tuple[str, ...] = ("loss", "calibrated_loss", "accuracy")
     final_split: str = "test"
+    # The encoder the splits' features were computed for (FEATURE_MAPS), so a copy is not mapped twice.
+    prepared_for: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.classes) > self.n_wires:
@@ -86,6 +88,8 @@ class ClassificationTask(Task):
             )
         self.encoder = get_encoder(self.encoder_name, self.n_wires)
         self.n_inputs = int(self.splits["train"][0].shape[1])
+        if self.encoder_name in FEATURE_MAPS and self.prepared_for != self.encoder_name:
+            self._map_features(*FEATURE_MAPS[self.encoder_name])
         wanted = n_features_read(self.encoder)
         if 0 < wanted < self.n_inputs:
             # The encoder reads fewer features than the samples have: keep the most telling ones.
@@ -100,6 +104,33 @@ class ClassificationTask(Task):
                 f"task {self.name}: encoder {self.encoder_name!r} on {self.n_wires} wires reads {wanted} "
                 f"features; the samples have {self.n_inputs}"
             )
+
+    def _map_features(self, reads, prepare) -> None:
+        """Turn the features into what the encoder reads (e.g. amplitudes into Möttönen angles)."""
+        if self.prepared_for is not None:
+            raise ValueError(
+                f"task {self.name}: features prepared for encoder {self.prepared_for!r} cannot feed {self.encoder_name!r}"
+            )
+        wanted = reads(self.n_wires)
+        if self.n_inputs < wanted:
+            raise ValueError(
+                f"task {self.name}: encoder {self.encoder_name!r} on {self.n_wires} wires reads {wanted} "
+                f"features; the samples have {self.n_inputs}"
+            )
+        if self.n_inputs > wanted:
+            self.splits = reduce_features(self.splits, wanted, seed=0)
+            self.input_description = f"the first {wanted} principal components of: {self.input_description}"
+        self.splits = {
+            split: (torch.tensor(prepare(x.double().numpy(), self.n_wires), dtype=torch.float32), y)
+            for split, (x, y) in self.splits.items()
+        }
+        self.input_description = (
+            f"the {wanted} features, normalized, are the state's amplitudes (qubit 0 most significant); "
+            f"x[i] is the i-th angle of their state preparation (qnas.tasks.amplitude.prepare); the features: "
+            f"{self.input_description}"
+        )
+        self.n_inputs = int(self.splits["train"][0].shape[1])
+        self.prepared_for = self.encoder_name
 
     def describe_inputs(self) -> list[str]:
         return [self.input_description, f"encoder: {self.encoder_name}"]

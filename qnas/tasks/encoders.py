@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
+
 from qnas import registry
 from qnas.sim import Layer
+from qnas.tasks.amplitude import amplitude_encoder
+from qnas.tasks.amplitude import prepare as amplitude_angles
 
 
 def angle_encoder(gates: tuple[str, ...]) -> Callable[[int], list[Layer]]:
@@ -36,8 +40,18 @@ BUILTIN_ENCODERS: dict[str, Callable[[int], list[Layer]]] = {
     "ryzxy": angle_encoder(("ry", "rz", "rx", "ry")),
     "ry": angle_encoder(("ry",)),
     "ryrz": angle_encoder(("ry", "rz")),
+    # Dense angle encoding (LaRose & Coyle, PRA 2020): two features per qubit, RY then RZ.
+    "dense": angle_encoder(("ry", "rz")),
+    # 2^n features as the amplitudes of the state (qnas.tasks.amplitude).
+    "amplitude": amplitude_encoder,
 }
 DEFAULT_ENCODER = "4x4_ryzxy"
+
+# Encoders whose inputs are computed from the features, not the features themselves:
+# name -> (features read on n wires, features (N, read) -> the encoder's inputs).
+FEATURE_MAPS: dict[str, tuple[Callable[[int], int], Callable[[np.ndarray, int], np.ndarray]]] = {
+    "amplitude": (lambda n: 2**n, amplitude_angles),
+}
 
 
 def available_encoders() -> list[str]:
