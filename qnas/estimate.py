@@ -71,6 +71,14 @@ def estimate(
             "use --primitive sampler"
         )
     target = get_device(device)
+    missing = {"rz", "sx"} - set(target.backend.operation_names)
+    if missing:
+        # The client-side Estimator appends its own basis changes and twirls in rz and sx
+        # (qiskit-ibm-runtime 0.51): on an older basis local mode fails with "unknown instruction".
+        raise ValueError(
+            f"the runtime's Estimator measures with rz and sx gates, which {device} lacks "
+            f"(its basis: {' '.join(target.basis_gates)}); use --primitive sampler"
+        )
     layout = genome.layout if device == config.device else ()
     sub = sc.subcircuit(genome.arch)
     search, seed = config.search, config.seed
