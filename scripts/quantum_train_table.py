@@ -185,9 +185,8 @@ def main() -> None:
             for b in args.human_blocks:
                 jobs.append((f"human-ry_cnot-b{b}", lambda b=b, c=config, s=seed: human(c, b, s)))
         if "human_shots" in args.methods:
-            b = 4
             jobs.append(
-                (f"human-ry_cnot-b{b}-trained-with-shots", lambda c=config, s=seed: human(c, b, s, True))
+                ("human-ry_cnot-b4-trained-with-shots", lambda c=config, s=seed: human(c, 4, s, True))
             )
         if "searched" in args.methods:
             jobs.append(("searched", lambda s=seed: searched(args.config, s, args.out, args.workers)))
