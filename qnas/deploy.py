@@ -37,7 +37,7 @@ from qnas.results import RunDir
 from qnas.supercircuit import SuperCircuit
 from qnas.tasks import Task
 from qnas.tasks.base import Samples
-from qnas.transpiled import MEASURED, transpile_candidate
+from qnas.transpiled import MEASURED, TranspiledCandidate, transpile_candidate
 
 # Multinomial resamples of the measured counts behind the shot-noise standard errors.
 _BOOTSTRAP = 400
@@ -81,14 +81,7 @@ def deploy(
     sub = sc.subcircuit(genome.arch)
     task = task.bind(sub)  # a task with a classical head reads the candidate's own
     search, seed = config.search, config.seed
-    candidate = transpile_candidate(
-        sub.to_qiskit(bound=True, encoder=task.encoder, n_inputs=task.n_inputs),
-        target,
-        layout or None,
-        search.optimization_level,
-        seed,
-        search.idle_noise,
-    )
+    candidate = placed(config, task, sub, target, layout)
     # The very circuits the noisy score simulates: one placed ansatz, each basis appended after routing.
     circuits = [
         c.measured_device_circuit(target) for c in task.measurement_circuits(candidate, target).values()
@@ -131,13 +124,7 @@ def deploy(
     # Named by the candidate's id, so an id prefix, the id and a trial number share one deploy.
     label = candidate_label(sc, genome, trial)
     plan = {
-        "trial": label,
-        "device": device,
-        "task": task.name,
-        "arch": list(genome.arch),
-        "layout": list(layout),
-        "shots": shots,
-        "seed": seed,
+        **plan_of(label, device, task, genome, layout, shots, seed),
         "batch_size": batch_size,
         "n_samples": n_samples,
         "idle_noise": search.idle_noise,
@@ -195,6 +182,34 @@ def deploy(
     }
     (folder / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def placed(config: Config, task: Task, sub, target: Device, layout: tuple[int, ...]) -> TranspiledCandidate:
+    """The candidate transpiled on `target` as the search scored it (its layout, or qiskit's where empty)."""
+    search = config.search
+    return transpile_candidate(
+        sub.to_qiskit(bound=True, encoder=task.encoder, n_inputs=task.n_inputs),
+        target,
+        layout or None,
+        search.optimization_level,
+        config.seed,
+        search.idle_noise,
+    )
+
+
+def plan_of(
+    label: str, device: str, task: Task, genome: Genome, layout: tuple[int, ...], shots: int, seed: int
+) -> dict[str, Any]:
+    """What every deploy's plan records of the candidate and the run (its folder refuses other settings)."""
+    return {
+        "trial": label,
+        "device": device,
+        "task": task.name,
+        "arch": list(genome.arch),
+        "layout": list(layout),
+        "shots": shots,
+        "seed": seed,
+    }
 
 
 def _slug(device: str) -> str:

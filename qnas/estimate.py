@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 
 from qnas import mitigation as mitigation_module
-from qnas.deploy import JobLog, _check_plan, _predicted, _slug
+from qnas.deploy import JobLog, _check_plan, _predicted, _slug, placed, plan_of
 from qnas.devices import get_device
 from qnas.evolution.genome import Genome
 from qnas.pipeline import candidate_label, load_candidate
 from qnas.results import RunDir
-from qnas.transpiled import TranspiledCandidate, schedule, transpile_candidate
+from qnas.transpiled import TranspiledCandidate, schedule
 
 
 def observable_on_device(
@@ -81,15 +81,8 @@ def estimate(
         )
     layout = genome.layout if device == config.device else ()
     sub = sc.subcircuit(genome.arch)
-    search, seed = config.search, config.seed
-    candidate = transpile_candidate(
-        sub.to_qiskit(bound=True, encoder=task.encoder, n_inputs=task.n_inputs),
-        target,
-        layout or None,
-        search.optimization_level,
-        seed,
-        search.idle_noise,
-    )
+    seed = config.seed
+    candidate = placed(config, task, sub, target, layout)
     observable = observable_on_device(task.paulis, task.coeffs, candidate, target.n_qubits)
     # The circuit as the noisy score simulates it: scheduled, so idle qubits wait as they will.
     circuit = candidate.device_circuit
@@ -97,13 +90,7 @@ def estimate(
         circuit = schedule(circuit, target, candidate.active_qubits)
     label = candidate_label(sc, genome, trial)
     plan = {
-        "trial": label,
-        "device": device,
-        "task": task.name,
-        "arch": list(genome.arch),
-        "layout": list(layout),
-        "shots": shots,
-        "seed": seed,
+        **plan_of(label, device, task, genome, layout, shots, seed),
         "primitive": "estimator",
         "mitigation": mitigation,
         "circuit_sha256": sub.digest(task.name),

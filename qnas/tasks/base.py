@@ -166,3 +166,41 @@ class Task(ABC):
         Scoring, noise-aware fine-tuning and deploy all measure through this one method.
         """
         return {basis: candidate.in_basis(device, basis) for basis in self.measurement_bases()}
+
+
+class LabelledSplits:
+    """The data half of a task on labelled samples: `splits` maps train/valid/test to (x, y) tensors.
+
+    Shared by the tasks that train on labelled data (classification, Quantum-Train); the
+    task says what the circuit reads of a sample (`features`).
+    """
+
+    splits: dict[str, tuple[torch.Tensor, torch.Tensor]]
+
+    def samples(self, split: str, n_samples: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features and labels of a split, the first `n_samples` of them when given."""
+        if split not in self.splits:
+            raise ValueError(f"unknown split {split!r}; allowed: {', '.join(self.splits)}")
+        x, y = self.splits[split]
+        return (x, y) if n_samples is None else (x[:n_samples], y[:n_samples])
+
+    def n_samples(self, split: str) -> int:
+        return len(self.samples(split)[1])
+
+    def n_batches(self, batch_size: int) -> int:
+        return -(-len(self.splits["train"][0]) // batch_size)
+
+    def batches(
+        self, batch_size: int, rng: np.random.Generator
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch of shuffled training batches."""
+        x, y = self.splits["train"]
+        order = torch.as_tensor(rng.permutation(len(x)))
+        for start in range(0, len(x), batch_size):
+            idx = order[start : start + batch_size]
+            yield x[idx], y[idx]
+
+    def sampling_error(self, metrics: dict[str, float], n_samples: int | None) -> float | None:
+        """sqrt(p (1 - p) / n): how far the accuracy on n test samples can stray from unseen data's."""
+        p = metrics["accuracy"]
+        return float(np.sqrt(p * (1 - p) / n_samples)) if n_samples else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from qnas.measure import z_expectations
 from qnas.sim import expval_z
-from qnas.tasks.base import Task
+from qnas.tasks.base import LabelledSplits, Task
 from qnas.tasks.encoders import DEFAULT_ENCODER, FEATURE_MAPS, get_encoder, n_features_read
 
 N_WIRES = 4
@@ -54,7 +54,7 @@ def calibrated_loss(logits: torch.Tensor, y: torch.Tensor) -> float:
 
 
 @dataclass
-class ClassificationTask(Task):
+class ClassificationTask(LabelledSplits, Task):
     """A labelled data set split into train/valid/test, encoded into angles in [0, pi]."""
 
     name: str
@@ -150,31 +150,8 @@ class ClassificationTask(Task):
     def n_classes(self) -> int:
         return len(self.classes)
 
-    def samples(self, split: str, n_samples: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Features and labels of a split, the first `n_samples` of them when given."""
-        if split not in self.splits:
-            raise ValueError(f"unknown split {split!r}; allowed: {', '.join(self.splits)}")
-        x, y = self.splits[split]
-        return (x, y) if n_samples is None else (x[:n_samples], y[:n_samples])
-
-    def n_samples(self, split: str) -> int:
-        return len(self.samples(split)[1])
-
     def features(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         return batch[0]
-
-    def n_batches(self, batch_size: int) -> int:
-        return -(-len(self.splits["train"][0]) // batch_size)
-
-    def batches(
-        self, batch_size: int, rng: np.random.Generator
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """One epoch of shuffled training batches."""
-        x, y = self.splits["train"]
-        order = torch.as_tensor(rng.permutation(len(x)))
-        for start in range(0, len(x), batch_size):
-            idx = order[start : start + batch_size]
-            yield x[idx], y[idx]
 
     def outputs_from_state(self, state: torch.Tensor) -> torch.Tensor:
         """Per-qubit <Z> (N, n_wires)."""
@@ -207,11 +184,6 @@ class ClassificationTask(Task):
         loss = F.nll_loss(F.log_softmax(logits, dim=1), y).item()
         accuracy = (logits.argmax(1) == y).double().mean().item()
         return {"loss": loss, "calibrated_loss": calibrated_loss(logits, y), "accuracy": accuracy}
-
-    def sampling_error(self, metrics: dict[str, float], n_samples: int | None) -> float | None:
-        """sqrt(p (1 - p) / n): how far the accuracy on n test samples can stray from unseen data's."""
-        p = metrics["accuracy"]
-        return float(np.sqrt(p * (1 - p) / n_samples)) if n_samples else None
 
 
 def reduce_features(
