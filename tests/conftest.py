@@ -91,3 +91,22 @@ def two_node_cluster(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         for node in reversed(nodes):
             stop_node(node)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def assert_device_path_matches_simulator() -> Callable:
+    """Check a subcircuit's outputs through qiskit and the device path (fake_quito, noise off) against torch's."""
+
+    def check(sub, task, batch) -> None:
+        import torch
+
+        from qnas.devices import get_device
+        from qnas.executors import NoiselessExecutor, NoisyExecutor, parameters_of
+
+        theta = parameters_of(sub)[None]
+        exact = NoiselessExecutor(sub, task, torch.complex128).outputs(theta, batch)
+        device = get_device("fake_quito")
+        placed = NoisyExecutor(sub, task, device, noiseless=True, idle_noise=False).outputs(theta, batch)
+        assert torch.allclose(exact.double(), placed, atol=1e-6)
+
+    return check

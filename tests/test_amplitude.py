@@ -5,9 +5,7 @@ import pytest
 import torch
 
 from qnas.config import Config
-from qnas.devices import get_device
 from qnas.evaluate import build_supercircuit
-from qnas.executors import NoiselessExecutor, NoisyExecutor, parameters_of
 from qnas.sim import run
 from qnas.tasks import get_task, task_from_config
 from qnas.tasks.amplitude import amplitude_encoder, prepare
@@ -42,20 +40,14 @@ def test_digits4_images_are_encoded_as_their_normalized_pixels():
         assert np.abs(images - row).max(axis=1).min() < 1e-6
 
 
-def test_the_transpiled_circuit_prepares_the_same_state():
+def test_the_transpiled_circuit_prepares_the_same_state(assert_device_path_matches_simulator):
     config = Config.model_validate(
         {"task": {"name": "digits4", "encoder": "amplitude"}, "space": {"max_blocks": 1}}
     )
     task = task_from_config(config)
     sc = build_supercircuit(config, task)
     sub = sc.subcircuit(sc.fixed_blocks(1))
-    batch = task.samples("valid", 5)
-    theta = parameters_of(sub)[None]
-    exact = NoiselessExecutor(sub, task, torch.complex128).outputs(theta, batch)
-    placed = NoisyExecutor(sub, task, get_device("fake_quito"), noiseless=True, idle_noise=False).outputs(
-        theta, batch
-    )
-    assert torch.allclose(exact.double(), placed, atol=1e-6)
+    assert_device_path_matches_simulator(sub, task, task.samples("valid", 5))
 
 
 def test_where_it_does_not_fit_the_error_says_so():

@@ -4,9 +4,7 @@ import pytest
 import torch
 
 from qnas.config import Config
-from qnas.devices import get_device
 from qnas.evaluate import build_supercircuit
-from qnas.executors import NoiselessExecutor, NoisyExecutor, parameters_of
 from qnas.sim import run
 from qnas.tasks import task_from_config
 
@@ -37,17 +35,11 @@ def test_every_block_after_the_first_reads_the_data_again():
     assert not torch.allclose(plain, expected)  # re-uploading changes the circuit
 
 
-def test_the_transpiled_circuit_reads_the_data_where_the_simulator_does():
+def test_the_transpiled_circuit_reads_the_data_where_the_simulator_does(assert_device_path_matches_simulator):
     """Through qiskit and the device path (noise off), the outputs are the torch simulator's."""
     _, task, sc = _built()
     sub = sc.subcircuit(sc.fixed_blocks(2))
-    batch = task.samples("valid", 6)
-    theta = parameters_of(sub)[None]
-    exact = NoiselessExecutor(sub, task, torch.complex128).outputs(theta, batch)
-    placed = NoisyExecutor(sub, task, get_device("fake_quito"), noiseless=True, idle_noise=False).outputs(
-        theta, batch
-    )
-    assert torch.allclose(exact.double(), placed, atol=1e-6)
+    assert_device_path_matches_simulator(sub, task, task.samples("valid", 6))
 
 
 def test_a_task_without_data_refuses_reupload():
