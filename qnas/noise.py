@@ -272,9 +272,15 @@ def _gate_channel(
     return channel if error is None else compose(error, channel)
 
 
+@functools.cache
+def _standard_gates() -> dict:
+    # qiskit builds every standard gate on each call (2000 Gate objects, 0.5 ms a gate of ours).
+    return get_standard_gate_name_mapping()
+
+
 def _standard_gate(name: str, params: tuple[float, ...]) -> Gate:
     """Return qiskit's standard gate `name` with `params` bound."""
-    template = get_standard_gate_name_mapping().get(name)
+    template = _standard_gates().get(name)
     if not isinstance(template, Gate):
         raise NotBatchable(name)
     return template.base_class(*params) if params else template
