@@ -72,9 +72,10 @@ def run_cell(args: argparse.Namespace, strategy: str, seed: int) -> dict:
         genome = Genome(tuple(json.loads(best["layout"])), tuple(json.loads(best["arch"])))
         tuned = _finetuned(tuning, args.out / "finetuned", task, sc, genome, progress=False)
         valid = score_genome(tuning, task, tuned, genome, "valid", True)
-        curve.append(
-            {"scored": k, "id": best["id"], task.metric: valid[task.metric], first: float(best[first])}
-        )
+        point = {"scored": k, "id": best["id"], task.metric: valid[task.metric], first: float(best[first])}
+        if "above_exact" in valid:  # a VQE: the energy's error above the exact ground energy
+            point["above_exact"] = valid["above_exact"]
+        curve.append(point)
     return {
         "strategy": strategy,
         "seed": seed,
@@ -89,6 +90,10 @@ def run_cell(args: argparse.Namespace, strategy: str, seed: int) -> dict:
 
 def report(rows: list[dict], checkpoints: list[int]) -> str:
     metric = rows[0]["metric"]
+    # Accuracy in %; a VQE's energy as its error above the exact ground energy, in mHa.
+    key, scale, unit = (
+        ("above_exact", 1000, "mHa") if "above_exact" in rows[0]["curve"][0] else (metric, 100, "%")
+    )
     strategies = list(dict.fromkeys(r["strategy"] for r in rows))
     lines = [
         f"| strategy | {' | '.join(f'{k} scored' for k in checkpoints)} | at the end | search s |",
@@ -98,21 +103,23 @@ def report(rows: list[dict], checkpoints: list[int]) -> str:
         these = [r for r in rows if r["strategy"] == s]
         cells = []
         for k in checkpoints:
-            values = [p[metric] for r in these for p in r["curve"] if p["scored"] == k]
+            values = [scale * p[key] for r in these for p in r["curve"] if p["scored"] == k]
             cells.append(
-                f"{100 * np.mean(values):.1f} ({100 * min(values):.1f}-{100 * max(values):.1f}, n={len(values)})"
+                f"{np.mean(values):.1f} ({min(values):.1f}-{max(values):.1f}, n={len(values)})"
                 if values
                 else "-"
             )
         end = [r["curve"][-1] for r in these]
+        values = [scale * p[key] for p in end]
         cells.append(
-            f"{100 * np.mean([p[metric] for p in end]):.1f} ({100 * min(p[metric] for p in end):.1f}-"
-            f"{100 * max(p[metric] for p in end):.1f}; {min(p['scored'] for p in end)}-{max(p['scored'] for p in end)} scored)"
+            f"{np.mean(values):.1f} ({min(values):.1f}-{max(values):.1f}; "
+            f"{min(p['scored'] for p in end)}-{max(p['scored'] for p in end)} scored)"
         )
         lines.append(f"| {s} | {' | '.join(cells)} | {np.mean([r['seconds_search'] for r in these]):.0f} |")
     lines.append("")
+    what = f"{metric} in %" if unit == "%" else f"energy's error above the exact ground energy in {unit}"
     lines.append(
-        f"mean (min-max over seeds) noisy validation {metric} in % of the best candidate so far, fine-tuned alone"
+        f"mean (min-max over seeds) of the noisy validation {what} of the best candidate so far, fine-tuned alone"
     )
     return "\n".join(lines)
 
@@ -155,7 +162,10 @@ def main() -> None:
                 with cells.open("a") as f:
                     f.write(json.dumps(row) + "\n")
                 print(f"{strategy} s{seed}: {row['curve']}", flush=True)
-    print(report([r for r in rows if r["device"] == args.device], args.checkpoints))
+    built = [r for r in rows if r["device"] == args.device]
+    if not built:
+        sys.exit(f"no finished cells on {args.device} in {cells}")
+    print(report(built, args.checkpoints))
 
 
 if __name__ == "__main__":
