@@ -24,10 +24,14 @@ def probabilities(
     shots: int | None,
     noiseless: bool,
     seed: int,
+    readout: bool = True,
 ) -> np.ndarray:
-    """Return (N, 2**n_logical) probabilities (exact, or from `shots` seeded shots) from one qiskit-aer call."""
+    """Return (N, 2**n_logical) probabilities (exact, or from `shots` seeded shots) from one qiskit-aer call.
+
+    `readout` False leaves the device's readout error out.
+    """
     n_samples = values.shape[0]
-    model = None if noiseless else noise_model.restrict_noise_model(device, candidate.active_qubits)
+    model = None if noiseless else noise_model.restrict_noise_model(device, candidate.active_qubits, readout)
     measured = candidate.measured_local_qubits
     circuit = _with_idle_errors(candidate, device) if model is not None else candidate.circuit.copy()
     if shots is None:
@@ -47,7 +51,7 @@ def probabilities(
     if shots is None:
         probs = np.array([result.data(i)["probabilities"] for i in range(n_experiments)], dtype=np.float64)
         probs = probs.reshape(n_experiments, dim)
-        if model is not None:
+        if model is not None and readout:
             probs = apply_readout(probs, noise_model.readout_matrices(model, measured))
     else:
         probs = np.zeros((n_experiments, dim))

@@ -185,6 +185,11 @@ class SearchConfig(_Strict):
     idle_noise: bool = Field(
         True, description="schedule the transpiled circuit (ALAP) and let idle qubits relax (T1, T2)"
     )
+    readout_noise: bool = Field(
+        True,
+        description="apply the device's readout error to the measured probabilities; false: gate and idle "
+        "noise alone, what a perfect readout mitigation would give",
+    )
     expressibility_samples: int = Field(1000, gt=0)
     max_active_qubits: int = Field(
         12,

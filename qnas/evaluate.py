@@ -203,6 +203,7 @@ def simulation_of(search: Any) -> Simulation:
         exact_max_qubits=search.exact_max_qubits,
         trajectories=search.trajectories,
         memory_budget=int(search.memory_budget_gb * 2**30),
+        readout=search.readout_noise,
     )
 
 

@@ -53,7 +53,8 @@ class Simulation:
 
     `method` "auto" picks by the candidate's active qubits; "exact" and "trajectories"
     force one. `trajectories` per sample in `groups` groups (their spread gives the
-    standard error); `memory_budget` bytes bound either engine's state per chunk.
+    standard error); `memory_budget` bytes bound either engine's state per chunk; `readout`
+    applies the device's readout error to the probabilities.
     """
 
     method: str = "auto"
@@ -62,6 +63,7 @@ class Simulation:
     groups: int = 8
     memory_budget: int = MEMORY_BUDGET
     device: str = "cpu"
+    readout: bool = True
 
     def uses_trajectories(self, n_active: int) -> bool:
         if self.method not in ("auto", "exact", "trajectories"):
@@ -128,7 +130,7 @@ def noisy_probability_groups(
                 probs = _trajectory_groups(program, n, values, measured, simulation, seed)
             else:
                 probs = _exact(program, n, values, measured, simulation.memory_budget)[None]
-            if not noiseless:
+            if not noiseless and simulation.readout:
                 matrices = noise_model.device_readout_matrices(device, candidate.final_layout)
                 probs = np.stack([apply_readout(p, matrices) for p in probs])
             return probs
@@ -137,7 +139,7 @@ def noisy_probability_groups(
             f"a candidate on {n} active qubits with gates the qnas engine does not batch: qiskit-aer's "
             "density matrices would exceed the memory budget; allowed here: circuits in the device's basis gates"
         )
-    return aer_sim.probabilities(candidate, device, values, shots, noiseless, seed)[None]
+    return aer_sim.probabilities(candidate, device, values, shots, noiseless, seed, simulation.readout)[None]
 
 
 def _exact(program: list[Step], n: int, values: np.ndarray, measured: list[int], budget: int) -> np.ndarray:

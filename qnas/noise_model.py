@@ -124,8 +124,8 @@ def seconds(duration: float, unit: str, dt: float | None) -> float:
 
 
 @functools.lru_cache(maxsize=256)
-def restrict_noise_model(device: Device, qubits: tuple[int, ...]) -> NoiseModel:
-    """Return the device's gate and readout errors on `qubits` only, physical qubit qubits[i] as qubit i.
+def restrict_noise_model(device: Device, qubits: tuple[int, ...], readout: bool = True) -> NoiseModel:
+    """Return the device's gate errors and (with `readout`) readout errors on `qubits` only, qubits[i] as qubit i.
 
     Errors on other qubits are dropped, so a simulation costs the same on a 5- and a
     127-qubit device. The relaxation pass for `delay` instructions is not carried over:
@@ -139,7 +139,7 @@ def restrict_noise_model(device: Device, qubits: tuple[int, ...]) -> NoiseModel:
             error = _built_gate_error(device, name, qargs) if all(q in local for q in qargs) else None
             if error is not None:
                 restricted.add_quantum_error(error, name, [local[q] for q in qargs], warnings=False)
-        for qargs, error in calibration.readout.items():
+        for qargs, error in calibration.readout.items() if readout else ():
             if all(q in local for q in qargs):
                 restricted.add_readout_error(error, [local[q] for q in qargs], warnings=False)
         return restricted
@@ -151,9 +151,9 @@ def restrict_noise_model(device: Device, qubits: tuple[int, ...]) -> NoiseModel:
         for qargs, error in by_qubits.items():
             if all(q in local for q in qargs):
                 restricted.add_quantum_error(error, name, [local[q] for q in qargs], warnings=False)
-    if full._default_readout_error is not None:
+    if readout and full._default_readout_error is not None:
         restricted.add_all_qubit_readout_error(full._default_readout_error, warnings=False)
-    for qargs, error in full._local_readout_errors.items():
+    for qargs, error in full._local_readout_errors.items() if readout else ():
         if all(q in local for q in qargs):
             restricted.add_readout_error(error, [local[q] for q in qargs], warnings=False)
     return restricted

@@ -462,6 +462,7 @@ def _finetuned(
             search.optimization_level,
             search.shots,
             search.idle_noise,
+            *([] if search.readout_noise else ["no readout error"]),
             *(
                 [search.noise_method, search.exact_max_qubits, search.trajectories]
                 if task.n_wires > search.exact_max_qubits or search.noise_method != "auto"

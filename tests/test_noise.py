@@ -187,3 +187,29 @@ def test_measurement_bases_read_asymmetric_paulis_in_qnas_order(label):
     assert abs(expected) > 1e-3  # a value the wrong qubit order would not give
     reversed_order = Statevector(circuit).expectation_value(SparsePauliOp(label)).real
     assert abs(reversed_order - expected) > 1e-3
+
+
+@pytest.mark.parametrize("engine", ["qnas", "aer"])
+def test_readout_noise_off_leaves_only_the_readout_error_out(engine):
+    """`search.readout_noise: false` scores gate and idle noise alone: applying the device's
+    readout matrices to it gives the default scores back, and it differs from them."""
+    from qnas.config import load_config
+    from qnas.evaluate import simulation_of
+    from qnas.noise_model import device_readout_matrices
+
+    device = get_device("fake_quito")
+    candidate = transpile_candidate(digits4_circuit(), device, None)
+    values = inputs(3)
+    search = load_config("tests/tiny_search.yaml", ["search.readout_noise=false"]).search
+    simulation = simulation_of(search)
+    assert simulation.readout is False
+    without = noisy_probabilities(candidate, device, values, engine=engine, simulation=simulation)
+    default = noisy_probabilities(candidate, device, values, engine=engine)
+    assert np.abs(without - default).max() > 0.02
+    matrices = device_readout_matrices(device, candidate.final_layout)
+    np.testing.assert_allclose(apply_readout(without, matrices), default, atol=1e-12)
+    # With shots (always qiskit-aer), the readout error is left out of the model itself.
+    shots = noisy_probabilities(
+        candidate, device, values[:1], shots=20_000, engine=engine, simulation=simulation
+    )
+    assert np.abs(shots - without[:1]).max() < 0.01
