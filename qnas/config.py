@@ -178,6 +178,11 @@ class SearchConfig(_Strict):
     preferred_layouts: int = Field(
         10, ge=0, description="half the sampled layouts come from the device's N least-error qubit groups"
     )
+    layout_order: Literal["random", "path"] = Field(
+        "random",
+        description="how a sampled group of qubits is assigned to the logical qubits: at random, or along a "
+        "path through the group (logical neighbours coupled; fewer swaps for chain and ring designs)",
+    )
     arch: list[int] | None = None
     valid_samples: int = Field(300, gt=0)
     optimization_level: int = Field(2, ge=0, le=3)

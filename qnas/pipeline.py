@@ -124,6 +124,7 @@ def genome_space(config: Config, sc: SuperCircuit, device: Device) -> GenomeSpac
         fixed_layout=fixed_layout,
         fixed_arch=sc.validate(search.arch) if search.arch is not None else None,
         preferred_layouts=tuple(preferred),
+        layout_order=search.layout_order,
     )
 
 

@@ -187,3 +187,33 @@ def test_preferred_layouts_come_from_the_device_calibration():
     rng = np.random.default_rng(0)
     drawn = [tuple(sorted(space.sample(rng).layout)) in best for _ in range(400)]
     assert 0.4 < np.mean(drawn) < 0.7  # half from the pool (and a few random ones land in it)
+
+
+def test_path_layouts_put_logical_neighbours_on_coupled_qubits():
+    from qnas.devices import calibrated_errors, get_device
+
+    line = tuple((i, i + 1) for i in range(7))
+    space = GenomeSpace(4, 8, ((0,),), coupling=line, layout_order="path")
+    rng = np.random.default_rng(0)
+    for group in [(1, 2, 3, 4), (5, 3, 4, 6), (7, 6, 5, 4)]:
+        walk = space.path_through(group, rng)
+        assert sorted(walk) == sorted(group)
+        assert all(
+            abs(a - b) == 1 for a, b in itertools.pairwise(walk)
+        )  # a line's groups are paths: all coupled
+    # Heavy-hex (fake_fez), 10 logical qubits: most logical neighbours coupled, unlike random order.
+    device = get_device("fake_fez")
+    edges = tuple(tuple(int(q) for q in e) for e in device.backend.coupling_map.get_edges())
+    best = best_layouts(10, edges, *calibrated_errors(device), k=10)
+    coupled = {}
+    for order in ("random", "path"):
+        space = GenomeSpace(
+            10, device.n_qubits, ((0,),), coupling=edges, preferred_layouts=tuple(best), layout_order=order
+        )
+        rng = np.random.default_rng(0)
+        layouts = [space.sample(rng).layout for _ in range(40)]
+        pairs = [(a, b) for layout in layouts for a, b in itertools.pairwise(layout)]
+        coupled[order] = np.mean([b in space.neighbors[a] for a, b in pairs])
+    assert coupled["path"] > 0.75 and coupled["random"] < 0.4, coupled
+    with pytest.raises(ValueError, match="layout order 'spiral'; allowed: random, path"):
+        GenomeSpace(4, 8, ((0,),), coupling=line, layout_order="spiral")

@@ -44,7 +44,11 @@ class GenomeSpace:
     layout is scattered, and routing it spreads the circuit over dozens of qubits.
     `preferred_layouts` (the device's least error-prone qubit groups, see `best_layouts`)
     supply half the sampled layouts: on a 27-127 qubit device a connected group drawn at
-    random often holds a qubit whose readout is near a coin flip.
+    random often holds a qubit whose readout is near a coin flip. `layout_order` "random"
+    assigns a drawn group's qubits to the logical qubits in random order; "path" along a
+    walk through the group (`path_through`), so that logical neighbours, which chain and
+    ring designs couple, are mostly physical neighbours: on fake_fez, 10 logical qubits of
+    2 u3cu3 blocks, 80 two-qubit gates after routing instead of 124 (scripts/layout_order.py).
     """
 
     n_logical: int
@@ -54,10 +58,13 @@ class GenomeSpace:
     fixed_arch: tuple[int, ...] | None = None
     coupling: tuple[tuple[int, int], ...] = ()
     preferred_layouts: tuple[tuple[int, ...], ...] = ()
+    layout_order: str = "random"
 
     def __post_init__(self) -> None:
         if self.n_logical > self.n_physical:
             raise ValueError(f"the circuit needs {self.n_logical} qubits; the device has {self.n_physical}")
+        if self.layout_order not in ("random", "path"):
+            raise ValueError(f"layout order {self.layout_order!r}; allowed: random, path")
         if self.fixed_layout:
             check_layout(self.fixed_layout, self.n_logical, self.n_physical)
         if self.fixed_arch is not None:
@@ -94,12 +101,12 @@ class GenomeSpace:
             layout = self.fixed_layout
         elif self.preferred_layouts and rng.random() < 0.5:
             group = self.preferred_layouts[int(rng.integers(len(self.preferred_layouts)))]
-            layout = tuple(int(q) for q in rng.permutation(group))
+            layout = self._ordered(group, rng)
         elif self.coupling:
             chosen = [int(rng.integers(self.n_physical))]
             while len(chosen) < self.n_logical:
                 chosen.append(self.qubit_near(chosen, rng))
-            layout = tuple(int(q) for q in rng.permutation(chosen))
+            layout = self._ordered(chosen, rng)
         else:
             layout = tuple(int(q) for q in rng.choice(self.n_physical, self.n_logical, replace=False))
         arch = (
@@ -108,6 +115,37 @@ class GenomeSpace:
             else tuple(int(rng.choice(c)) for c in self.arch_choices)
         )
         return Genome(layout, arch)
+
+    def _ordered(self, group: Sequence[int], rng: np.random.Generator) -> tuple[int, ...]:
+        if self.layout_order == "path":
+            return self.path_through(group, rng)
+        return tuple(int(q) for q in rng.permutation(group))
+
+    def path_through(self, group: Sequence[int], rng: np.random.Generator) -> tuple[int, ...]:
+        """The group's qubits in the order of a depth-first walk through its couplings.
+
+        The walk starts at a random qubit of the fewest couplings inside the group (an end,
+        where the group is a path) and goes on to the neighbour with the fewest unvisited
+        neighbours first (Warnsdorff's rule), so it follows a path through the group where
+        one exists; where it must backtrack (a branch of a heavy-hex group), the next
+        logical qubit is not coupled to the one before.
+        """
+        members = {int(q) for q in group}
+        inside = {q: self.neighbors[q] & members for q in members}
+        fewest = min(len(v) for v in inside.values())
+        start = int(rng.choice(sorted(q for q in members if len(inside[q]) == fewest)))
+        order: list[int] = []
+        stack = [start]
+        while stack:
+            q = stack.pop()
+            if q in order:
+                continue
+            order.append(q)
+            unvisited = [p for p in inside[q] if p not in order]
+            # Pushed last is popped first: the neighbour with the fewest ways on.
+            stack += sorted(unvisited, key=lambda p: (-len(inside[p] - set(order)), -p))
+        order += sorted(members - set(order))  # a group without couplings: the rest as they come
+        return tuple(order)
 
     def repair(self, layout: Sequence[int], rng: np.random.Generator) -> tuple[int, ...]:
         """The layout with repeated physical qubits replaced by unused ones near the rest (first use kept)."""
