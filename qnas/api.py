@@ -220,12 +220,14 @@ class Run:
         limit: int | None = None,
         progress: bool = True,
         mitigation: str = "none",
+        decoupling: bool | None = None,
     ) -> dict[str, Any]:
         """Run the candidate's test set on `device` (default the run's) through IBM Runtime; resumable.
 
         fake_* devices run in the runtime's local testing mode. Returns the deploy summary:
         measured metrics beside the noisy simulation's prediction, and with `mitigation`
-        (`readout`, `zne`, `readout+zne`) the mitigated ones beside the raw.
+        (`readout`, `zne`, `readout+zne`) the mitigated ones beside the raw. `decoupling`
+        True pads idle windows with X-X pulses (None: as the run scored).
         """
         from qnas.deploy import deploy
 
@@ -238,6 +240,7 @@ class Run:
             progress,
             limit,
             mitigation=mitigation,
+            decoupling=decoupling,
         )
 
 

@@ -118,6 +118,12 @@ def _parser() -> argparse.ArgumentParser:
         help="estimator (VQE): the runtime's Estimator measures the energy and does the mitigation "
         "(readout: TREX; zne: gate folding)",
     )
+    deploy.add_argument(
+        "--dd",
+        action="store_true",
+        help="dynamical decoupling: X-X pulse pairs in every active qubit's idle windows (the prediction "
+        "scores the same circuits); the default follows the run's search.dynamical_decoupling",
+    )
     deploy.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -349,6 +355,7 @@ def _deploy(args) -> int:
         not args.quiet,
         args.limit,
         mitigation=args.mitigation,
+        decoupling=args.dd or None,
     )
     print(summary_text(summary))
     return 0

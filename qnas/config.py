@@ -190,6 +190,11 @@ class SearchConfig(_Strict):
     idle_noise: bool = Field(
         True, description="schedule the transpiled circuit (ALAP) and let idle qubits relax (T1, T2)"
     )
+    dynamical_decoupling: bool = Field(
+        False,
+        description="each active qubit's idle windows after its first gate hold X-X pulse pairs (scored and "
+        "deployed so); needs idle_noise and the device's gate durations",
+    )
     readout_noise: bool = Field(
         True,
         description="apply the device's readout error to the measured probabilities; false: gate and idle "
@@ -246,6 +251,10 @@ class SearchConfig(_Strict):
             )
         if self.crossovers and self.parents < 2:
             raise ValueError(f"crossover needs at least 2 parents, got parents={self.parents}")
+        if self.dynamical_decoupling and not self.idle_noise:
+            raise ValueError(
+                "search.dynamical_decoupling fills scheduled idle time: it needs search.idle_noise true"
+            )
         return self
 
 

@@ -54,6 +54,7 @@ def deploy(
     limit: int | None = None,
     on_batch: Callable[[dict[str, Any]], None] | None = None,
     mitigation: str = "none",
+    decoupling: bool | None = None,
 ) -> dict[str, Any]:
     """Return the deploy summary: the measured metric beside the noisy simulation's prediction.
 
@@ -68,13 +69,21 @@ def deploy(
     one job with one PUB per measurement basis, beside the exact ground energy. The
     candidate keeps the run's layout on the run's device; on another device that layout
     means nothing, so qiskit chooses one. `on_batch` is called with each batch's record
-    once it is saved. The summary is also written to RUN/deploy/<device>-<id or best>/summary.json.
+    once it is saved. `decoupling` True runs (and predicts) the circuits with X-X dynamical
+    decoupling pulses in their idle windows, False without, None as the run scored them.
+    The summary is also written to RUN/deploy/<device>-<id or best>/summary.json.
     """
     if shots < 1 or batch_size < 1 or (limit is not None and limit < 1):
         raise ValueError(f"shots ({shots}), batch_size ({batch_size}) and limit ({limit}) must be >= 1")
     mitigation_module.check_method(mitigation)
     run = RunDir(run_dir)
     config, task, sc, genome = load_candidate(run, trial)
+    if decoupling is not None:
+        config.search.dynamical_decoupling = decoupling
+        if decoupling and not config.search.idle_noise:
+            raise ValueError(
+                f"{run.path} scores without idle noise (no schedule): dynamical decoupling needs one"
+            )
     # Resolved before anything is written: a live name without an account fails here, at once.
     target = get_device(device)
     layout = genome.layout if device == config.device else ()
@@ -132,11 +141,12 @@ def deploy(
     }
     if mitigation != "none":
         plan["mitigation"] = mitigation
-    folder = (
-        run.path
-        / "deploy"
-        / (f"{_slug(device)}-{label}" + ("" if mitigation == "none" else f"-{mitigation}"))
+    if search.dynamical_decoupling:
+        plan["dynamical_decoupling"] = True
+    suffix = ("" if mitigation == "none" else f"-{mitigation}") + (
+        "-dd" if search.dynamical_decoupling else ""
     )
+    folder = run.path / "deploy" / f"{_slug(device)}-{label}{suffix}"
     _check_plan(folder, plan)
     jobs = JobLog(folder / "jobs.jsonl")
     counts = _run_batches(target, jobs, batches, shots, seed, progress, on_batch)
@@ -194,6 +204,7 @@ def placed(config: Config, task: Task, sub, target: Device, layout: tuple[int, .
         search.optimization_level,
         config.seed,
         search.idle_noise,
+        search.dynamical_decoupling,
     )
 
 
@@ -537,7 +548,8 @@ def summary_text(summary: dict[str, Any]) -> str:
             else f" per sample, {summary['n_samples']} test samples"
             if summary.get("n_circuits", summary["n_samples"]) == summary["n_samples"]
             else f" per circuit, {summary['n_samples']} test samples from {summary['n_circuits']} circuit(s)"
-        ),
+        )
+        + (", X-X dynamical decoupling in idle windows" if summary.get("dynamical_decoupling") else ""),
         f"measured {metric}:  {measured:.4f} ± {summary['shot_noise_se']:.4f} (shot noise)",
         f"predicted {metric}: {predicted:.4f} (noisy simulation); difference {summary['difference']:+.4f}",
     ]

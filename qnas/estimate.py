@@ -87,7 +87,7 @@ def estimate(
     # The circuit as the noisy score simulates it: scheduled, so idle qubits wait as they will.
     circuit = candidate.device_circuit
     if candidate.scheduled:
-        circuit = schedule(circuit, target, candidate.active_qubits)
+        circuit = schedule(circuit, target, candidate.active_qubits, candidate.decoupled)
     label = candidate_label(sc, genome, trial)
     plan = {
         **plan_of(label, device, task, genome, layout, shots, seed),

@@ -103,6 +103,7 @@ class CandidateEvaluator:
             self.search.optimization_level,
             seed=self.config.seed,
             idle_noise=self.search.idle_noise,
+            decoupling=self.search.dynamical_decoupling,
         )
         if len(candidate.active_qubits) > self.search.max_active_qubits:
             raise ValueError(

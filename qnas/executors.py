@@ -159,13 +159,16 @@ class NoisyExecutor(_TaskExecutor):
         noiseless: bool = False,
         idle_noise: bool = True,
         simulation: Simulation | None = None,
+        decoupling: bool = False,
     ) -> None:
         self.sub, self.task, self.device = sub, task, device
         self.shots, self.seed, self.noiseless = shots, seed, noiseless
         self.simulation = simulation
         self.n_executions = 0
         circuit = sub.to_qiskit(bound=False, encoder=task.encoder, n_inputs=task.n_inputs)
-        candidate = transpile_candidate(circuit, device, layout, optimization_level, seed, idle_noise)
+        candidate = transpile_candidate(
+            circuit, device, layout, optimization_level, seed, idle_noise, decoupling
+        )
         self.candidates = task.measurement_circuits(candidate, device)
         position = {i: p for p, i in enumerate(sub.parameter_indices())}
         # Column sources of the parameters (the same in every basis): ("theta", position in P) or ("x", feature).

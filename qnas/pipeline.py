@@ -464,6 +464,7 @@ def _finetuned(
             search.shots,
             search.idle_noise,
             *([] if search.readout_noise else ["no readout error"]),
+            *(["dynamical decoupling"] if search.dynamical_decoupling else []),
             *(
                 [search.noise_method, search.exact_max_qubits, search.trajectories]
                 if task.n_wires > search.exact_max_qubits or search.noise_method != "auto"
@@ -520,6 +521,7 @@ def noisy_executor_of(config: Config, task: Task, genome: Genome) -> Callable[[S
             config.seed,
             idle_noise=search.idle_noise,
             simulation=simulation_of(search),
+            decoupling=search.dynamical_decoupling,
         )
 
     return executor_of

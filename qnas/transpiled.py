@@ -6,7 +6,8 @@ circuit acts only on the physical qubits the routed circuit touches, which keeps
 cost of a noisy simulation independent of the device's size (QuantumNAS scored on the
 full device). With idle noise, the circuit is scheduled as late as possible (ALAP) with
 the device's gate durations and keeps the `delay`s of its idle qubits, which the noisy
-engines turn into thermal relaxation.
+engines turn into thermal relaxation. With dynamical decoupling, an active qubit's idle
+windows after its first gate hold X-X pulse pairs instead (scored and deployed alike).
 
 A measurement basis (X, Y or Z per logical qubit, qubit 0 first) is appended after
 routing, on the physical qubits the logical ones end on, in the device's basis gates:
@@ -18,10 +19,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from math import pi
 
 from qiskit import ClassicalRegister, QuantumCircuit, transpile
+from qiskit.circuit.library import U3Gate, XGate
 from qiskit.transpiler import PassManager
-from qiskit.transpiler.passes import ALAPScheduleAnalysis, PadDelay
+from qiskit.transpiler.passes import ALAPScheduleAnalysis, PadDelay, PadDynamicalDecoupling
 
 from qnas.devices import Device
 
@@ -53,6 +56,7 @@ class TranspiledCandidate:
     success_probability: float
     scheduled: bool
     basis: str | None = None
+    decoupled: bool = False
 
     @property
     def n_logical(self) -> int:
@@ -74,14 +78,18 @@ class TranspiledCandidate:
             return replace(self, basis=basis)
         rotated = _rotated(self.device_circuit, device, basis, self.final_layout)
         return replace(
-            _cut(rotated, device, self.initial_layout, self.final_layout, self.scheduled), basis=basis
+            _cut(rotated, device, self.initial_layout, self.final_layout, self.scheduled, self.decoupled),
+            basis=basis,
         )
 
     def measured_device_circuit(self, device: Device) -> QuantumCircuit:
         """Return the whole-device circuit as the device runs it: scheduled if scored so, logical qubit i into bit i."""
         # device_circuit already holds the basis change (in_basis appended it).
         circuit = self.device_circuit
-        circuit = schedule(circuit, device, self.active_qubits) if self.scheduled else circuit.copy()
+        if self.scheduled:
+            circuit = schedule(circuit, device, self.active_qubits, self.decoupled)
+        else:
+            circuit = circuit.copy()
         register = ClassicalRegister(self.n_logical, MEASURED)
         circuit.add_register(register)
         circuit.measure(list(self.final_layout), register)
@@ -132,14 +140,20 @@ def transpile_candidate(
     optimization_level: int = 2,
     seed: int = 0,
     idle_noise: bool = True,
+    decoupling: bool = False,
 ) -> TranspiledCandidate:
     """Return the candidate transpiled for `device`, restricted to its active qubits, with its cost.
 
     `layout[i]` is the physical qubit of logical qubit i; None lets qiskit choose.
     Final measurements of `circuit` are dropped: the scoring measures every logical
     qubit itself. With `idle_noise` the cut circuit is scheduled (ALAP) and keeps its
-    idle qubits' delays, when the device knows its gate durations.
+    idle qubits' delays, when the device knows its gate durations; with `decoupling` too,
+    those delays hold X-X dynamical decoupling pulses (see `schedule`).
     """
+    if decoupling and not idle_noise:
+        raise ValueError(
+            "dynamical decoupling fills scheduled idle time: it needs search.idle_noise true (a schedule)"
+        )
     n_logical = circuit.num_qubits
     if n_logical > device.n_qubits:
         raise ValueError(f"circuit has {n_logical} qubits; {device.name} has only {device.n_qubits}")
@@ -151,7 +165,7 @@ def transpile_candidate(
     initial = tuple(transpiled.layout.initial_index_layout(filter_ancillas=True))
     final = tuple(transpiled.layout.final_index_layout(filter_ancillas=True))
     # The layout object belongs to the routed ansatz; basis changes appended later keep it.
-    return _cut(transpiled, device, initial, final, idle_noise)
+    return _cut(transpiled, device, initial, final, idle_noise, decoupling)
 
 
 def _cut(
@@ -160,6 +174,7 @@ def _cut(
     initial: tuple[int, ...],
     final: tuple[int, ...],
     idle_noise: bool,
+    decoupling: bool = False,
 ) -> TranspiledCandidate:
     """Return the candidate of a whole-device circuit: cut to its active qubits, scheduled on request."""
     active = sorted(
@@ -175,7 +190,11 @@ def _cut(
     # Scheduling needs the gates' durations only: some calibrations (fake_cambridge,
     # fake_rochester) time their gates but not their measurements.
     scheduled = idle_noise and _gates_timed(transpiled, device)
-    timed = schedule(transpiled, device, active) if scheduled else transpiled
+    if decoupling and not scheduled:
+        raise ValueError(
+            f"dynamical decoupling needs the gate durations of {device.name}, which its calibration lacks"
+        )
+    timed = schedule(transpiled, device, active, decoupling) if scheduled else transpiled
     local = {p: i for i, p in enumerate(active)}
     restricted = QuantumCircuit(len(active), global_phase=timed.global_phase)
     for inst in timed.data:
@@ -195,18 +214,29 @@ def _cut(
         duration=duration,
         success_probability=success,
         scheduled=scheduled,
+        decoupled=decoupling,
     )
 
 
-def schedule(circuit: QuantumCircuit, device: Device, active: Sequence[int]) -> QuantumCircuit:
+def schedule(
+    circuit: QuantumCircuit, device: Device, active: Sequence[int], decoupling: bool = False
+) -> QuantumCircuit:
     """Return `circuit` scheduled as late as possible, idle time as delays on the `active` qubits only.
 
     ALAP with the device's gate durations, as IBM devices run circuits: a qubit waits
     in |0> until its first gate, then decoheres while the others work. Qubits never
-    used get no delays (a simulator would otherwise have to keep them).
+    used get no delays (a simulator would otherwise have to keep them). With
+    `decoupling`, each active qubit's idle windows after its first gate hold an X-X pulse
+    pair, evenly spaced (dynamical decoupling: Viola, Knill and Lloyd, PRL 82, 2417
+    (1999); qiskit's PadDynamicalDecoupling, as IBM Runtime's `dynamical_decoupling`
+    option pads), where the window is long enough for two pulses.
     """
     target = device.backend.target
-    timed = PassManager([ALAPScheduleAnalysis(target=target), PadDelay(target=target)]).run(circuit)
+    if decoupling:
+        padding = PadDynamicalDecoupling(target=target, dd_sequence=_dd_pulses(device), qubits=list(active))
+    else:
+        padding = PadDelay(target=target)
+    timed = PassManager([ALAPScheduleAnalysis(target=target), padding]).run(circuit)
     keep = set(active)
     out = timed.copy_empty_like()
     for inst in timed.data:
@@ -216,6 +246,22 @@ def schedule(circuit: QuantumCircuit, device: Device, active: Sequence[int]) -> 
             continue
         out.append(inst.operation, inst.qubits, inst.clbits)
     return out
+
+
+def _dd_pulses(device: Device) -> list:
+    """An X-X pair in the device's basis gates (X, or U3(pi, 0, pi), which is X exactly)."""
+    target = device.backend.target
+    if target.dt is None:
+        # qiskit's padding pass aligns pulses on the sample grid (fake_rochester, fake_cambridge lack it).
+        raise ValueError(
+            f"dynamical decoupling needs {device.name}'s sample time dt, which its calibration lacks"
+        )
+    names = target.operation_names
+    if "x" in names:
+        return [XGate(), XGate()]
+    if "u3" in names:
+        return [U3Gate(pi, 0, pi)] * 2
+    raise ValueError(f"dynamical decoupling needs an x or u3 gate; {device.name} has {sorted(names)}")
 
 
 def _gates_timed(circuit: QuantumCircuit, device: Device) -> bool:

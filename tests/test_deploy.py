@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from qnas.cli import main
-from qnas.deploy import deploy
+from qnas.deploy import deploy, summary_text
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +57,23 @@ def test_another_device_takes_the_same_path(run_dir):
     # A layout searched on fake_quito means nothing on fake_brisbane: qiskit chooses one.
     assert summary["layout"] == []
     assert abs(summary["difference"]) <= max(0.03, 3 * summary["shot_noise_se"])
+
+
+def test_a_deploy_with_dynamical_decoupling_runs_and_predicts_the_padded_circuits(run_dir, capsys):
+    settings = dict(shots=4000, batch_size=64, progress=False, limit=64)
+    plain = deploy(run_dir, 1, "fake_quito", **settings)
+    padded = deploy(run_dir, 1, "fake_quito", decoupling=True, **settings)
+    assert padded["dynamical_decoupling"] and "dynamical_decoupling" not in plain
+    assert (_folder(run_dir, 1).with_name(_folder(run_dir, 1).name + "-dd") / "summary.json").exists()
+    # The prediction scores the padded circuits (another loss), and the device agrees with it.
+    assert padded["predicted"]["loss"] != pytest.approx(plain["predicted"]["loss"], abs=1e-9)
+    assert abs(padded["measured"]["loss"] - padded["predicted"]["loss"]) <= max(
+        0.03, 4 * padded["shot_noise_se"]
+    )
+    assert "X-X dynamical decoupling" in summary_text(padded)
+    assert (
+        main(["deploy", str(run_dir), "--device", "fake_rochester", "--dd", "--limit", "8", "--quiet"]) == 2
+    )
 
 
 class _Interrupt(Exception):

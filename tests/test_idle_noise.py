@@ -83,3 +83,37 @@ def test_the_deployed_circuit_holds_its_basis_change_once():
     deployed = measured.measured_device_circuit(device)
     gates = [i.operation.name for i in deployed.data if i.operation.name not in ("delay", "measure")]
     assert gates == [i.operation.name for i in measured.device_circuit.data]
+
+
+def test_dynamical_decoupling_pads_idle_windows_and_is_scored_as_aer_runs_it():
+    """X-X pulses fill the waiting qubit's idle time: the same unitary, more gates, and qnas's
+    exact score of the padded circuit equals qiskit-aer's on the whole device."""
+    device = get_device("fake_quito")
+    plain = transpile_candidate(unbalanced_circuit(), device, [0, 1, 2])
+    padded = transpile_candidate(unbalanced_circuit(), device, [0, 1, 2], decoupling=True)
+    assert padded.decoupled and padded.scheduled
+    extra = padded.circuit.count_ops().get("x", 0) - plain.circuit.count_ops().get("x", 0)
+    assert extra >= 2 and extra % 2 == 0
+    # The waiting qubit (logical 2, on physical 2) gets pulses; the padding keeps the unitary.
+    waiting = padded.active_qubits.index(2)
+    assert any(
+        inst.operation.name == "x" and padded.circuit.find_bit(inst.qubits[0]).index == waiting
+        for inst in padded.circuit.data
+    )
+    np.testing.assert_allclose(
+        noisy_probabilities(padded, device, None, noiseless=True),
+        noisy_probabilities(plain, device, None, noiseless=True),
+        atol=1e-12,
+    )
+    ours = noisy_probabilities(padded, device, None)
+    np.testing.assert_allclose(ours, aer_reference(padded, device), atol=1e-10)
+    assert np.abs(ours - noisy_probabilities(plain, device, None)).max() > 1e-4
+    # Each measured basis of a VQE is padded too, on the placed ansatz.
+    assert padded.in_basis(device, "XZY").decoupled
+
+
+def test_dynamical_decoupling_is_refused_where_it_cannot_be_scheduled():
+    with pytest.raises(ValueError, match="sample time dt"):
+        transpile_candidate(unbalanced_circuit(), get_device("fake_rochester"), None, decoupling=True)
+    with pytest.raises(ValueError, match=r"needs search\.idle_noise true"):
+        load_config("tests/tiny_search.yaml", ["search.dynamical_decoupling=true", "search.idle_noise=false"])
