@@ -217,3 +217,26 @@ def test_path_layouts_put_logical_neighbours_on_coupled_qubits():
     assert coupled["path"] > 0.75 and coupled["random"] < 0.4, coupled
     with pytest.raises(ValueError, match="layout order 'spiral'; allowed: random, path"):
         GenomeSpace(4, 8, ((0,),), coupling=line, layout_order="spiral")
+
+
+@pytest.mark.parametrize(("name", "n"), [("fake_fez", 10), ("fake_brisbane", 12)])
+def test_calibration_ranked_layouts_on_heavy_hex_for_wide_circuits(name, n):
+    """10-12 logical qubits on Heron and Eagle: connected groups, better calibrated than the device's typical qubits."""
+    from qnas.devices import calibrated_errors, get_device
+
+    device = get_device(name)
+    readout, pairs = calibrated_errors(device)
+    edges = tuple(tuple(int(q) for q in e) for e in device.backend.coupling_map.get_edges())
+    best = best_layouts(n, edges, readout, pairs, k=10)
+    assert len(set(best)) == 10 and all(len(set(g)) == n for g in best)
+    neighbors = GenomeSpace(n, device.n_qubits, ((0,),), coupling=edges).neighbors
+    for group in best:  # connected: a walk from one qubit reaches all of them
+        reached, frontier = {group[0]}, [group[0]]
+        while frontier:
+            q = frontier.pop()
+            for p in neighbors[q] & set(group) - reached:
+                reached.add(p)
+                frontier.append(p)
+        assert reached == set(group)
+    mean_readout = np.mean([readout[q] for q in best[0]])
+    assert mean_readout < np.median(list(readout.values()))
