@@ -72,7 +72,14 @@ def run_cell(args: argparse.Namespace, strategy: str, seed: int) -> dict:
         genome = Genome(tuple(json.loads(best["layout"])), tuple(json.loads(best["arch"])))
         tuned = _finetuned(tuning, args.out / "finetuned", task, sc, genome, progress=False)
         valid = score_genome(tuning, task, tuned, genome, "valid", True)
-        point = {"scored": k, "id": best["id"], task.metric: valid[task.metric], first: float(best[first])}
+        # The search's own (inherited-weight) score under its own name: a VQE's first objective and
+        # its metric are both "energy", and the fine-tuned validation energy must not be overwritten.
+        point = {
+            "scored": k,
+            "id": best["id"],
+            task.metric: valid[task.metric],
+            f"search_{first}": float(best[first]),
+        }
         if "above_exact" in valid:  # a VQE: the energy's error above the exact ground energy
             point["above_exact"] = valid["above_exact"]
         curve.append(point)
