@@ -123,9 +123,14 @@ def run_density_matrices(program: list[Step], n: int, values: np.ndarray, measur
     Evolves all N density matrices of the n qubits together from |0...0><0...0|, one
     matrix product per step, in the Pauli basis (torch, float64, on the CPU).
     """
-    state = _PauliVectors(values.shape[0], n)
     angles_of = torch.as_tensor(values, dtype=torch.float64)
-    for step in program:
+    prefixes, rest = _split_prefixes(program, n)
+    # Each qubit's steps before its first multi-qubit step act on a one-qubit state per sample
+    # (4 numbers, not 4^n); the samples' product states start the full evolution. An encoder
+    # is mostly such steps: at 8 qubits they were 65 of 92 steps.
+    qubit_vectors = [_one_qubit_vectors(prefixes[q], angles_of) for q in range(n)]
+    state = _PauliVectors(values.shape[0], n, qubit_vectors)
+    for step in rest:
         if step.kind == "rz":
             state.rz(step, angles_of)
         else:
@@ -169,6 +174,44 @@ def pauli_transfer_matrix(tensor: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.einsum("iba,jab->ij", strings, images).real / d)
 
 
+def _split_prefixes(program: list[Step], n: int) -> tuple[list[list[Step]], list[Step]]:
+    """Return (each qubit's one-qubit steps before its first multi-qubit step, the other steps in order).
+
+    A qubit's prefix commutes with every step before it on other qubits, so it may run first.
+    """
+    prefixes: list[list[Step]] = [[] for _ in range(n)]
+    rest: list[Step] = []
+    entangled: set[int] = set()
+    for step in program:
+        if len(step.qubits) == 1 and step.qubits[0] not in entangled:
+            prefixes[step.qubits[0]].append(step)
+        else:
+            entangled.update(step.qubits)
+            rest.append(step)
+    return prefixes, rest
+
+
+def _one_qubit_vectors(steps: list[Step], values: torch.Tensor) -> torch.Tensor:
+    """(N, 4) Pauli coefficients of one qubit after `steps` from |0>, per sample."""
+    vectors = torch.zeros((values.shape[0], 4), dtype=torch.float64)
+    vectors[:, 0] = vectors[:, 3] = 1.0
+    for step in steps:
+        if step.kind == "rz":
+            cos, sin = _rotation(step, values)
+            x, y = vectors[:, 1].clone(), vectors[:, 2].clone()
+            vectors[:, 1] = cos * x - sin * y
+            vectors[:, 2] = sin * x + cos * y
+        else:
+            vectors = vectors @ torch.from_numpy(pauli_transfer_matrix(step.tensor)).T
+    return vectors
+
+
+def _rotation(step: Step, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cos a, sin a) per sample of a Z rotation's angle a = values[:, columns] @ coeffs + offset."""
+    angle = values[:, torch.as_tensor(step.columns)] @ torch.as_tensor(step.coeffs) + step.offset
+    return torch.cos(angle), torch.sin(angle)
+
+
 class _PauliVectors:
     """N density matrices of n qubits as real Pauli coefficients (N, 4, ..., 4), axes in the last step's order.
 
@@ -180,15 +223,16 @@ class _PauliVectors:
     itself, so no step allocates one.
     """
 
-    def __init__(self, batch: int, n: int) -> None:
+    def __init__(self, batch: int, n: int, qubit_vectors: list[torch.Tensor]) -> None:
+        """Start from the product of each qubit's (batch, 4) coefficients (qubit q's at qubit_vectors[q])."""
         self.n = n
         self.shape = (batch,) + (4,) * n
-        # |0><0| = (I + Z) / 2 on every qubit: coefficient 1 on each string of I and Z alone.
-        digits = np.indices((4,) * n).reshape(n, -1)
-        ground = torch.as_tensor(np.all((digits == 0) | (digits == 3), axis=0), dtype=torch.float64)
-        self.data = ground.expand(batch, -1).reshape(self.shape).clone()
-        self.spare = torch.empty_like(self.data)
         self.order = list(range(n - 1, -1, -1))  # qubit 0 last
+        product = qubit_vectors[self.order[0]]
+        for q in self.order[1:]:
+            product = (product[:, :, None] * qubit_vectors[q][:, None, :]).reshape(batch, -1)
+        self.data = product.reshape(self.shape)
+        self.spare = torch.empty_like(self.data)
 
     def _move_last(self, wanted: list[int]) -> None:
         k = len(wanted)
@@ -207,9 +251,8 @@ class _PauliVectors:
     def rz(self, step: Step, values: torch.Tensor) -> None:
         """RZ(a) maps X to cos(a) X + sin(a) Y and Y to cos(a) Y - sin(a) X: a rotation of each sample's (c_X, c_Y)."""
         (q,) = step.qubits
-        angle = values[:, torch.as_tensor(step.columns)] @ torch.as_tensor(step.coeffs) + step.offset
         shape = [self.shape[0]] + [1] * (self.n - 1)
-        cos, sin = torch.cos(angle).reshape(shape), torch.sin(angle).reshape(shape)
+        cos, sin = (t.reshape(shape) for t in _rotation(step, values))
         axis = 1 + self.order.index(q)
         x, y = self.data.select(axis, 1), self.data.select(axis, 2)
         x_before = x.clone()
