@@ -13,6 +13,7 @@ process per cell so that peak memory (max RSS) is the cell's own:
   their own spread).
 
     python scripts/bench_scale.py [--sizes 4 6 8 10 12] [--blocks 2] [--samples 100] [--trajectories 32]
+                                  [--engines exact trajectories] [--timeout 900]
 
 Prints one row per (n, method): seconds, peak MB, and the ratios. One core per process.
 """
@@ -130,6 +131,13 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--trajectories", type=int, default=32)
     parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument(
+        "--engines",
+        nargs="+",
+        choices=["exact", "trajectories"],
+        default=["exact", "trajectories"],
+        help="which pairs to run: qnas exact vs Aer's density matrices, qnas trajectories vs Aer's statevector",
+    )
     parser.add_argument("--cell", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cell:
@@ -143,12 +151,14 @@ def main() -> None:
     for blocks in args.blocks:
         for n in args.sizes:
             rows = []
-            if n <= EXACT_LIMIT:
+            if "exact" in args.engines and n <= EXACT_LIMIT:
                 rows.append(_run(n, blocks, "qnas_exact", args))
-            if n <= AER_DENSITY_LIMIT:
+            if "exact" in args.engines and n <= AER_DENSITY_LIMIT:
                 rows.append(_run(n, blocks, "aer_density", args))
-            traj = _run(n, blocks, "qnas_trajectories", args)
-            rows.append(traj)
+            traj: dict = {}
+            if "trajectories" in args.engines:
+                traj = _run(n, blocks, "qnas_trajectories", args)
+                rows.append(traj)
             if "matched_shots" in traj:
                 rows.append(_run(n, blocks, "aer_statevector", args, traj["matched_shots"]))
             for r in rows:  # a timed-out cell still names its circuit
