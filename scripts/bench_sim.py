@@ -17,7 +17,7 @@ are printed, so the comparison is between the same computations.
 torchquantum is optional and is never a qnas dependency: this script installs nothing.
 When it is absent, its column is skipped and the commands to install it are printed.
 
-    python scripts/bench_sim.py [--batch 256] [--repeats 30] [--qubits 4 10]
+    python scripts/bench_sim.py [--batch 256] [--repeats 30] [--qubits 4 10 16] [--wide-batch 32]
 """
 
 from __future__ import annotations
@@ -222,7 +222,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=30, help="timed steps per cell (median reported)")
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--qubits", type=int, nargs="+", default=[4, 10])
+    parser.add_argument("--qubits", type=int, nargs="+", default=[4, 10, 16])
+    parser.add_argument(
+        "--wide-batch",
+        type=int,
+        default=32,
+        help="batch from 14 qubits up: the backward pass keeps every gate's state, about 20 GB at 16 qubits "
+        "and batch 256 (default 32: 2.6 GB)",
+    )
     args = parser.parse_args(argv)
 
     torch.set_num_threads(1)
@@ -240,9 +247,10 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for n in args.qubits:
+        batch = args.batch if n < 14 else min(args.batch, args.wide_batch)
         gen = torch.Generator().manual_seed(n)
-        x = torch.rand(args.batch, len(ENCODER_GATES) * n, generator=gen) * torch.pi
-        target = torch.randint(0, N_CLASSES, (args.batch,), generator=gen)
+        x = torch.rand(batch, len(ENCODER_GATES) * n, generator=gen) * torch.pi
+        target = torch.randint(0, N_CLASSES, (batch,), generator=gen)
         weights = torch.rand(n_weights(n), generator=gen) * 2 * torch.pi
         qm = QnasModel(n, weights)
         steps = {"qnas": functools.partial(qm.step, x, target)}
@@ -257,15 +265,17 @@ def main(argv: list[str] | None = None) -> int:
                 f"max |d grad| {dgrad:.1e}"
             )
             steps["tq"] = functools.partial(tm.step, x, target)
-        row = {"n": n, **median_ms(steps, args.warmup, args.repeats)}
+        row = {"n": n, "batch": batch, **median_ms(steps, args.warmup, args.repeats)}
         rows.append(row)
 
     print()
-    print(f"{'n_qubits':>8}  {'qnas ms/step':>12}  {'torchquantum ms/step':>20}  {'speed-up':>8}")
+    print(
+        f"{'n_qubits':>8}  {'batch':>5}  {'qnas ms/step':>12}  {'torchquantum ms/step':>20}  {'speed-up':>8}"
+    )
     for row in rows:
         tq_ms = f"{row['tq']:.2f}" if "tq" in row else "skipped"
         ratio = f"{row['tq'] / row['qnas']:.2f}x" if "tq" in row else "-"
-        print(f"{row['n']:>8}  {row['qnas']:>12.2f}  {tq_ms:>20}  {ratio:>8}")
+        print(f"{row['n']:>8}  {row['batch']:>5}  {row['qnas']:>12.2f}  {tq_ms:>20}  {ratio:>8}")
     return 0
 
 
