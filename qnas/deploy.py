@@ -95,6 +95,7 @@ def deploy(
     circuits = [
         c.measured_device_circuit(target) for c in task.measurement_circuits(candidate, target).values()
     ]
+    _check_local_relaxation(target, candidate)
     bases = task.measurement_bases()
     samples = task.samples(task.final_split, limit)
     x = task.features(samples)
@@ -206,6 +207,35 @@ def placed(config: Config, task: Task, sub, target: Device, layout: tuple[int, .
         search.idle_noise,
         search.dynamical_decoupling,
     )
+
+
+def _check_local_relaxation(target: Device, candidate: TranspiledCandidate) -> None:
+    """Refuse, before any job, a local deploy the runtime's simulator would fail on every job.
+
+    In local mode qiskit-ibm-runtime relaxes the idle delays with the calibration's raw T1
+    and T2 and raises on a qubit whose T2 exceeds 2 T1 (unphysical; some calibrations, e.g.
+    fake_torino's, hold such qubits). qnas's scorer caps T2 at 2 T1, as qiskit-aer's
+    device model does for gate errors.
+    """
+    from qiskit_ibm_runtime.ibm_backend import IBMBackend
+
+    props = target.backend.target.qubit_properties
+    if isinstance(target.backend, IBMBackend) or not candidate.scheduled or props is None:
+        return
+    bad = [
+        q
+        for q in candidate.active_qubits
+        if props[q].t1 is not None and props[q].t2 is not None and props[q].t2 > 2 * props[q].t1
+    ]
+    if bad:
+        values = ", ".join(
+            f"qubit {q}: T1 {props[q].t1 * 1e6:.1f} us, T2 {props[q].t2 * 1e6:.1f} us" for q in bad
+        )
+        raise ValueError(
+            f"{target.name}'s calibration has T2 > 2 T1 on this circuit's qubits ({values}); qiskit-ibm-runtime's "
+            "local simulator refuses to relax idle time with it. Deploy a run scored with search.idle_noise false "
+            "(no delays), choose another layout, or deploy on a live device"
+        )
 
 
 def plan_of(
