@@ -64,3 +64,13 @@ def test_installed_wheel_finds_its_spaces_outside_the_checkout(wheel, tmp_path):
     ).stdout.splitlines()
     assert Path(out[0]).is_relative_to(site)
     assert "'u3cu3'" in out[1] and "'ibm_basis'" in out[1]
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    """The README's test command (the second Quickstart block) is the line .ci/run runs, to the letter."""
+    readme = (ROOT / "README.md").read_text()
+    quickstart = readme[readme.index("## Quickstart") : readme.index("## The CLI")]
+    blocks = [b.split("```", 1)[0].strip() for b in quickstart.split("```bash\n")[1:]]
+    assert len(blocks) == 2 and "pytest" in blocks[1]
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert blocks[1] in ci
