@@ -79,11 +79,7 @@ def deploy(
     run = RunDir(run_dir)
     config, task, sc, genome = load_candidate(run, trial)
     if decoupling is not None:
-        config.search.dynamical_decoupling = decoupling
-        if decoupling and not config.search.idle_noise:
-            raise ValueError(
-                f"{run.path} scores without idle noise (no schedule): dynamical decoupling needs one"
-            )
+        config.search.dynamical_decoupling = decoupling  # placed() refuses it without idle noise
     # Resolved before anything is written: a live name without an account fails here, at once.
     target = get_device(device)
     layout = genome.layout if device == config.device else ()
@@ -217,10 +213,8 @@ def _check_local_relaxation(target: Device, candidate: TranspiledCandidate) -> N
     fake_torino's, hold such qubits). qnas's scorer caps T2 at 2 T1, as qiskit-aer's
     device model does for gate errors.
     """
-    from qiskit_ibm_runtime.ibm_backend import IBMBackend
-
     props = target.backend.target.qubit_properties
-    if isinstance(target.backend, IBMBackend) or not candidate.scheduled or props is None:
+    if _is_live(target) or not candidate.scheduled or props is None:
         return
     bad = [
         q
@@ -236,6 +230,13 @@ def _check_local_relaxation(target: Device, candidate: TranspiledCandidate) -> N
             "local simulator refuses to relax idle time with it. Deploy a run scored with search.idle_noise false "
             "(no delays), choose another layout, or deploy on a live device"
         )
+
+
+def _is_live(device: Device) -> bool:
+    """True for a device of IBM Quantum's service; False for fake and snapshot backends (local mode)."""
+    from qiskit_ibm_runtime.ibm_backend import IBMBackend
+
+    return isinstance(device.backend, IBMBackend)
 
 
 def plan_of(
@@ -348,9 +349,7 @@ def _run_batches(
     side) and its pending jobs retrieved by id; a local one runs one job at a time,
     since local jobs finish in this process and do not outlive it.
     """
-    from qiskit_ibm_runtime.ibm_backend import IBMBackend
-
-    live = isinstance(device.backend, IBMBackend)
+    live = _is_live(device)
     Sampler = _sampler_class(live)
     latest = jobs.latest()
     todo = [b for b in range(len(batches)) if latest.get(b, {}).get("status") != "done"]

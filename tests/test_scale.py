@@ -1,12 +1,12 @@
 """Past 4 qubits: 10-class digits on 10 qubits, spin chains with known ground energies, today's IBM devices."""
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import qnas
-from qnas.devices import get_device
 from qnas.tasks import get_task
 
 TINY = Path(__file__).parent / "tiny_search.yaml"
@@ -72,17 +72,15 @@ def test_heron_and_eagle_through_search_export_and_deploy(device, tmp_path):
     qasm = run.export("best", "qasm3", transpiled=True, measure=True)
     heron = device in ("fake_fez", "fake_marrakesh", "fake_torino")
     assert ("cz" if heron else "ecr") in qasm and f"transpiled for {device}" in qasm
-    props = get_device(device).backend.target.qubit_properties
-    final = run.best["test"]
-    layout_qubits = set(run.best["layout"])
-    if any(props[q].t2 > 2 * props[q].t1 for q in layout_qubits):
-        # fake_torino's calibration holds such qubits: the runtime's local simulator refuses them,
-        # and qnas says so before submitting anything.
-        with pytest.raises(ValueError, match=r"T2 > 2 T1 on this circuit's qubits \(qubit \d+"):
-            run.deploy(device, shots=500, limit=8, progress=False)
+    try:
+        summary = run.deploy(device, shots=500, limit=8, progress=False)
+    except ValueError as err:
+        # fake_torino's calibration holds qubits with T2 > 2 T1, which the runtime's local simulator
+        # refuses: qnas says so, naming them, before submitting anything.
+        assert device == "fake_torino" and re.search(
+            r"T2 > 2 T1 on this circuit's qubits \(qubit \d+", str(err)
+        )
         return
-    assert final["device"] == device
-    summary = run.deploy(device, shots=500, limit=8, progress=False)
     assert 0 <= summary["measured"]["accuracy"] <= 1
 
 

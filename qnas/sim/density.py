@@ -197,13 +197,17 @@ def _one_qubit_vectors(steps: list[Step], values: torch.Tensor) -> torch.Tensor:
     vectors[:, 0] = vectors[:, 3] = 1.0
     for step in steps:
         if step.kind == "rz":
-            cos, sin = _rotation(step, values)
-            x, y = vectors[:, 1].clone(), vectors[:, 2].clone()
-            vectors[:, 1] = cos * x - sin * y
-            vectors[:, 2] = sin * x + cos * y
+            _rotate_xy(vectors[:, 1], vectors[:, 2], *_rotation(step, values))
         else:
             vectors = vectors @ torch.from_numpy(pauli_transfer_matrix(step.tensor)).T
     return vectors
+
+
+def _rotate_xy(x: torch.Tensor, y: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> None:
+    """In place: RZ(a) maps X to cos(a) X + sin(a) Y and Y to cos(a) Y - sin(a) X, so (c_X, c_Y) rotate by a."""
+    x_before = x.clone()
+    x.mul_(cos).addcmul_(y, sin, value=-1.0)
+    y.mul_(cos).addcmul_(x_before, sin)
 
 
 def _rotation(step: Step, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -279,15 +283,12 @@ class _PauliVectors:
         self.data, self.spare = self.spare, self.data
 
     def rz(self, step: Step, values: torch.Tensor) -> None:
-        """RZ(a) maps X to cos(a) X + sin(a) Y and Y to cos(a) Y - sin(a) X: a rotation of each sample's (c_X, c_Y)."""
+        """Rotate each sample's (c_X, c_Y) of the step's qubit by its angle (`_rotate_xy`)."""
         (q,) = step.qubits
         shape = [self.shape[0]] + [1] * (self.n - 1)
         cos, sin = (t.reshape(shape) for t in _rotation(step, values))
         axis = 1 + self.order.index(q)
-        x, y = self.data.select(axis, 1), self.data.select(axis, 2)
-        x_before = x.clone()
-        x.mul_(cos).addcmul_(y, sin, value=-1.0)
-        y.mul_(cos).addcmul_(x_before, sin)
+        _rotate_xy(self.data.select(axis, 1), self.data.select(axis, 2), cos, sin)
 
     def probabilities(self) -> torch.Tensor:
         """(N, 2, ..., 2) outcome probabilities, qubit 0 last: p(x) = sum over I/Z strings of c_S (-1)^(x.S) / 2^n."""
