@@ -112,6 +112,14 @@ def _parser() -> argparse.ArgumentParser:
         help="readout: M3 with its calibration circuits; zne: zero-noise extrapolation by folding (scales 1, 3)",
     )
     deploy.add_argument(
+        "--zne-scales",
+        type=int,
+        nargs="+",
+        metavar="SCALE",
+        help="the noise scales ZNE folds to and extrapolates from (odd, from 1; default 1 3); with "
+        "--primitive estimator, the runtime's noise factors",
+    )
+    deploy.add_argument(
         "--primitive",
         default="sampler",
         choices=["sampler", "estimator"],
@@ -343,7 +351,9 @@ def _deploy(args) -> int:
     if args.primitive == "estimator":
         from qnas import estimate
 
-        summary = estimate.estimate(args.run, args.trial, args.device, args.shots, args.mitigation)
+        summary = estimate.estimate(
+            args.run, args.trial, args.device, args.shots, args.mitigation, args.zne_scales
+        )
         print(estimate.summary_text(summary))
         return 0
     summary = deploy(
@@ -356,6 +366,7 @@ def _deploy(args) -> int:
         args.limit,
         mitigation=args.mitigation,
         decoupling=args.dd or None,
+        **({"zne_scales": args.zne_scales} if args.zne_scales else {}),
     )
     print(summary_text(summary))
     return 0

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -55,12 +55,13 @@ def deploy(
     on_batch: Callable[[dict[str, Any]], None] | None = None,
     mitigation: str = "none",
     decoupling: bool | None = None,
+    zne_scales: Sequence[int] = mitigation_module.ZNE_SCALES,
 ) -> dict[str, Any]:
     """Return the deploy summary: the measured metric beside the noisy simulation's prediction.
 
     `mitigation` (qnas.mitigation) adds jobs to the same log: `readout` the M3
-    calibration circuits, `zne` the test circuits again with their gates folded to noise
-    scale 3; `readout+zne` both. The summary then holds the metrics of every mitigation
+    calibration circuits, `zne` the test circuits again with their gates folded to each
+    noise scale of `zne_scales` above 1 (default 3 alone); `readout+zne` both. The summary then holds the metrics of every mitigation
     the measured data allow (raw, readout, zne, readout+zne), each with its shot-noise
     error, and the extra shots each cost.
 
@@ -76,6 +77,7 @@ def deploy(
     if shots < 1 or batch_size < 1 or (limit is not None and limit < 1):
         raise ValueError(f"shots ({shots}), batch_size ({batch_size}) and limit ({limit}) must be >= 1")
     mitigation_module.check_method(mitigation)
+    zne_scales = mitigation_module.check_scales(zne_scales)
     run = RunDir(run_dir)
     config, task, sc, genome = load_candidate(run, trial)
     if decoupling is not None:
@@ -114,7 +116,7 @@ def deploy(
         n_samples = min(n_samples, limit)
     n_circuits = len(x)
     n_measured = len(batches)
-    scales = mitigation_module.ZNE_SCALES if "zne" in mitigation else (1,)
+    scales = zne_scales if "zne" in mitigation else (1,)
     for scale in scales[1:]:
         # The same PUBs, each circuit folded: the parameter rows stay what they were.
         folded = {id(c): mitigation_module.fold(c, scale, target) for c in circuits}
@@ -138,10 +140,16 @@ def deploy(
     }
     if mitigation != "none":
         plan["mitigation"] = mitigation
+    # Named only when not the default, so the deploys made before the option resume as they were.
+    other_scales = "zne" in mitigation and scales != mitigation_module.ZNE_SCALES
+    if other_scales:
+        plan["zne_scales"] = list(scales)
     if search.dynamical_decoupling:
         plan["dynamical_decoupling"] = True
-    suffix = ("" if mitigation == "none" else f"-{mitigation}") + (
-        "-dd" if search.dynamical_decoupling else ""
+    suffix = (
+        ("" if mitigation == "none" else f"-{mitigation}")
+        + ("-scales" + "-".join(map(str, scales)) if other_scales else "")
+        + ("-dd" if search.dynamical_decoupling else "")
     )
     folder = run.path / "deploy" / f"{_slug(device)}-{label}{suffix}"
     _check_plan(folder, plan)
@@ -170,6 +178,8 @@ def deploy(
             "readout_calibration": 0 if matrices is None else shots * len(batches[-1].pubs),
             "zne_folded": test_shots * (len(scales) - 1),
         }
+        if "zne" in mitigation:
+            result["zne_scales"] = list(scales)
 
     predicted = _predicted(config, sc, Genome(layout, genome.arch), device, samples)
     result["predicted"] = {k: predicted[k] for k in task.metric_names}
@@ -590,7 +600,9 @@ def summary_text(summary: dict[str, Any]) -> str:
         shots = summary["shots"]
         extra = {"readout": shots["readout_calibration"], "zne": shots["zne_folded"]}
         extra["readout+zne"] = extra["readout"] + extra["zne"]
-        lines.append(f"mitigated {metric} (shot noise; extra shots beside the raw {shots['raw']}):")
+        scales = summary.get("zne_scales")
+        folding = f"; ZNE from noise scales {', '.join(map(str, scales))}" if scales else ""
+        lines.append(f"mitigated {metric} (shot noise; extra shots beside the raw {shots['raw']}{folding}):")
         lines.append(f"  {'raw':<12} {measured:.4f} ± {summary['shot_noise_se']:.4f}")
         for name, scores in summary["mitigated"].items():
             lines.append(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,26 +44,48 @@ def observable_on_device(
     return SparsePauliOp.from_sparse_list(terms, num_qubits=n_qubits).simplify()
 
 
-def resilience_options(mitigation: str) -> dict[str, Any]:
-    """The Estimator options of a `--mitigation` choice: level 0 plus the runtime's TREX and/or ZNE."""
+def resilience_options(mitigation: str, zne_scales: Sequence[int] | None = None) -> dict[str, Any]:
+    """The Estimator options of a `--mitigation` choice: level 0 plus the runtime's TREX and/or ZNE.
+
+    `zne_scales` become the runtime's ZNE noise factors (None: its defaults); through two
+    of them only a line fits, so the extrapolator is then linear.
+    """
     mitigation_module.check_method(mitigation)
+    resilience: dict[str, Any] = {
+        "measure_mitigation": "readout" in mitigation,
+        "zne_mitigation": "zne" in mitigation,
+    }
+    if zne_scales is not None and "zne" in mitigation:
+        factors = mitigation_module.check_scales(zne_scales)
+        resilience["zne"] = {"noise_factors": list(factors)}
+        if len(factors) == 2:
+            resilience["zne"]["extrapolator"] = "linear"
     return {
         "resilience_level": 0,
-        "resilience": {"measure_mitigation": "readout" in mitigation, "zne_mitigation": "zne" in mitigation},
+        "resilience": resilience,
         # TREX twirls the readout by itself; gates stay as scored unless ZNE folds them.
         "twirling": {"enable_gates": False},
     }
 
 
 def estimate(
-    run_dir: Path | str, trial: int | str, device: str, shots: int = 4000, mitigation: str = "none"
+    run_dir: Path | str,
+    trial: int | str,
+    device: str,
+    shots: int = 4000,
+    mitigation: str = "none",
+    zne_scales: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """Return the deploy summary of a VQE candidate's energy measured by the runtime's Estimator."""
+    """Return the deploy summary of a VQE candidate's energy measured by the runtime's Estimator.
+
+    `zne_scales`: the runtime's ZNE noise factors (None: the runtime's own).
+    """
     from qiskit_ibm_runtime.executor_estimator import Estimator
     from qiskit_ibm_runtime.ibm_backend import IBMBackend
 
     if shots < 1:
         raise ValueError(f"shots ({shots}) must be >= 1")
+    options = resilience_options(mitigation, zne_scales)  # bad scales fail before anything runs
     run = RunDir(run_dir)
     config, task, sc, genome = load_candidate(run, trial)
     if task.kind != "vqe":
@@ -95,7 +118,11 @@ def estimate(
         "mitigation": mitigation,
         "circuit_sha256": sub.digest(task.name),
     }
-    folder = run.path / "deploy" / f"{_slug(device)}-{label}-estimator-{mitigation}"
+    scales = options["resilience"].get("zne", {}).get("noise_factors")
+    if scales:
+        plan["zne_scales"] = scales
+    suffix = f"-scales{'-'.join(map(str, scales))}" if scales else ""
+    folder = run.path / "deploy" / f"{_slug(device)}-{label}-estimator-{mitigation}{suffix}"
     _check_plan(folder, plan)
     jobs = JobLog(folder / "jobs.jsonl")
     live = isinstance(target.backend, IBMBackend)
@@ -104,7 +131,6 @@ def estimate(
         if live and record.get("status") == "submitted":
             job = target.backend.service.job(record["job_id"])
         else:
-            options = resilience_options(mitigation)
             options["default_shots"] = shots
             if not live:
                 # Never 0: the local service reads a seed of 0 as unset (qiskit-ibm-runtime 0.51).

@@ -9,7 +9,9 @@
 - Zero-noise extrapolation (Temme, Bravyi & Gambetta, PRL 2017; digital folding as in
   Giurgica-Tiron et al., IEEE QCE 2020): the routed device circuit U is folded globally
   into U (U^dagger U)^k, noise scale 2k + 1, and every measured outcome probability is
-  extrapolated linearly (Richardson) to scale 0. Probabilities enter every task metric
+  extrapolated to scale 0 by Richardson's polynomial through the scales measured (1 and
+  3 by default: a line; `zne_scales` 1, 3, 5 a parabola, which follows a curved decay
+  further at the price of more shot noise). Probabilities enter every task metric
   linearly (<Z> per qubit, a Hamiltonian's energy), so extrapolating them extrapolates the
   classifier's margins and the VQE energy. qnas folds circuits itself rather than depend
   on mitiq: mitiq 1.1 pins numpy and pandas below the releases qnas runs on.
@@ -27,6 +29,22 @@ from qnas.transpiled import MEASURED
 
 METHODS = ("none", "readout", "zne", "readout+zne")
 ZNE_SCALES = (1, 3)
+
+
+def check_scales(scales: Sequence[int]) -> tuple[int, ...]:
+    """Return ZNE noise scales as a sorted tuple, or raise naming the bad value and what is allowed.
+
+    Global folding makes odd scales only; the unfolded circuit (scale 1) anchors the
+    extrapolation, and a polynomial through the scales needs two of them at least.
+    """
+    chosen = tuple(sorted(set(scales)))
+    bad = [s for s in chosen if s < 1 or s % 2 == 0]
+    if bad or len(chosen) < 2 or chosen[0] != 1 or len(chosen) != len(scales):
+        raise ValueError(
+            f"ZNE noise scales must be distinct odd integers >= 1, starting at 1, at least two; "
+            f"got {list(scales)}"
+        )
+    return chosen
 
 
 def check_method(method: str) -> None:

@@ -7,6 +7,8 @@ Each finished cell's chosen circuit is deployed in the runtime's local mode with
 `--mitigation readout+zne` (one deploy gives all four), and one JSON line per cell
 records the four metrics with their shot-noise errors, the noiseless test metric and the
 extra shots. The deploys resume like any other, so an interrupted build loses nothing.
+`--zne-scales 1 3 5` extrapolates from those noise scales instead of 1 and 3 (its own
+JSON-lines file, ...-scales1-3-5.jsonl).
 """
 
 from __future__ import annotations
@@ -21,15 +23,18 @@ sys.path.insert(0, str(ROOT))
 
 from qnas.deploy import deploy  # noqa: E402
 from qnas.estimate import estimate  # noqa: E402
+from qnas.mitigation import ZNE_SCALES, check_scales  # noqa: E402
 from qnas.pipeline import load_candidate, score_genome  # noqa: E402
 from qnas.results import RunDir  # noqa: E402
 
 KINDS = ("raw", "readout", "zne", "readout+zne")
 
 
-def measure(cell: Path, device: str, shots: int) -> dict:
+def measure(cell: Path, device: str, shots: int, zne_scales: tuple[int, ...] = ZNE_SCALES) -> dict:
     best = json.loads((cell / "best.json").read_text())
-    summary = deploy(cell, "best", device, shots=shots, progress=False, mitigation="readout+zne")
+    summary = deploy(
+        cell, "best", device, shots=shots, progress=False, mitigation="readout+zne", zne_scales=zne_scales
+    )
     metric = summary["metric"]
     row = {
         "cell": cell.name,
@@ -39,6 +44,7 @@ def measure(cell: Path, device: str, shots: int) -> dict:
         "raw": summary["measured"][metric],
         "raw_se": summary["shot_noise_se"],
         "shots": summary["shots"],
+        "zne_scales": summary["zne_scales"],
     }
     for kind in KINDS[1:]:
         row[kind] = summary["mitigated"][kind][metric]
@@ -50,7 +56,7 @@ def measure(cell: Path, device: str, shots: int) -> dict:
     return row
 
 
-def measure_estimator(cell: Path, device: str, shots: int) -> dict:
+def measure_estimator(cell: Path, device: str, shots: int, zne_scales: tuple[int, ...] | None = None) -> dict:
     """The same four through the runtime's Estimator (VQE): its TREX and gate-folding ZNE, one job each."""
     best = json.loads((cell / "best.json").read_text())
     row = {
@@ -62,7 +68,7 @@ def measure_estimator(cell: Path, device: str, shots: int) -> dict:
         "shots": {"per_job": shots},
     }
     for kind, option in zip(KINDS, ("none", *KINDS[1:]), strict=True):
-        summary = estimate(cell, "best", device, shots=shots, mitigation=option)
+        summary = estimate(cell, "best", device, shots=shots, mitigation=option, zne_scales=zne_scales)
         row[kind] = summary["measured"]["energy"]
         row[f"{kind}_se"] = summary["shot_noise_se"]
     return row
@@ -77,7 +83,10 @@ def report(rows: list[dict]) -> str:
     for r in rows:
         scale = 100 if r["metric"] == "accuracy" else 1000  # % or mHa
         gap = r["noiseless"] - r["raw"]
-        shares = ", ".join(f"{(r[k] - r['raw']) / gap:+.2f}" if abs(gap) > 1e-12 else "-" for k in KINDS[1:])
+        # Where the raw score is already at (or past) the noiseless one there is no gap to recover.
+        shares = (
+            ", ".join(f"{(r[k] - r['raw']) / gap:+.2f}" for k in KINDS[1:]) if gap > 1e-12 else "(no gap)"
+        )
         cells = " | ".join(f"{scale * r[k]:.1f} ± {scale * r[f'{k}_se']:.1f}" for k in KINDS)
         no_readout = f"{scale * r['noisy_no_readout']:.1f}" if "noisy_no_readout" in r else "-"
         lines.append(f"| {r['cell']} | {scale * r['noiseless']:.1f} | {no_readout} | {cells} | {shares} |")
@@ -105,8 +114,12 @@ def main() -> None:
         default="sampler",
         help="estimator (VQE): the runtime's Estimator does the mitigation (TREX, ZNE)",
     )
+    parser.add_argument("--zne-scales", type=int, nargs="+", help="ZNE noise scales (default 1 3)")
     args = parser.parse_args()
-    suffix = "" if args.primitive == "sampler" else "-estimator"
+    scales = check_scales(args.zne_scales) if args.zne_scales else None
+    suffix = ("" if args.primitive == "sampler" else "-estimator") + (
+        f"-scales{'-'.join(map(str, scales))}" if scales else ""
+    )
     lines = args.out / f"{args.cells.parent.name}{suffix}.jsonl"
     rows = [json.loads(line) for line in lines.read_text().splitlines()] if lines.exists() else []
     if not args.report:
@@ -116,9 +129,10 @@ def main() -> None:
                     cell = args.cells / f"{device}-{method}-s{seed}"
                     if any(r["cell"] == cell.name for r in rows) or not (cell / "best.json").exists():
                         continue
-                    row = (measure if args.primitive == "sampler" else measure_estimator)(
-                        cell, device, args.shots
-                    )
+                    if args.primitive == "sampler":
+                        row = measure(cell, device, args.shots, scales or ZNE_SCALES)
+                    else:
+                        row = measure_estimator(cell, device, args.shots, scales)
                     rows.append(row)
                     lines.parent.mkdir(parents=True, exist_ok=True)
                     with lines.open("a") as f:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -67,6 +68,22 @@ def test_calibration_circuits_are_in_each_devices_basis_gates(name):
 def test_richardson_extrapolation_is_exact_for_a_line():
     at = {1: np.array([0.8, 0.1]), 3: np.array([0.6, 0.3])}
     assert mitigation.extrapolate(at) == pytest.approx([0.9, 0.0])
+
+
+def test_richardson_through_three_scales_is_exact_for_a_parabola():
+    # f(s) = 0.9 - 0.1 s + 0.01 s^2, per entry: a line through 1 and 3 misses f(0), a parabola does not.
+    def f(s: float) -> np.ndarray:
+        return np.array([0.9 - 0.1 * s + 0.01 * s**2, 0.2 + 0.05 * s - 0.005 * s**2])
+
+    at = {s: f(s) for s in (1, 3, 5)}
+    assert mitigation.extrapolate(at) == pytest.approx(f(0))
+    assert mitigation.extrapolate({1: at[1], 3: at[3]}) != pytest.approx(f(0))
+
+
+@pytest.mark.parametrize("scales", [[1], [3, 5], [1, 2], [1, 3, 3], [0, 1, 3], [-1, 1]])
+def test_bad_zne_scales_are_refused_naming_them(scales):
+    with pytest.raises(ValueError, match=re.escape(str(scales))):
+        mitigation.check_scales(scales)
 
 
 def test_a_folded_circuit_does_what_it_did_with_three_times_the_gates():
@@ -152,6 +169,28 @@ def test_the_cli_prints_raw_and_mitigated_side_by_side(run_dir, capsys):
     with pytest.raises(SystemExit) as bad:
         main([*argv, "--mitigation", "twirl"])
     assert bad.value.code == 2 and "invalid choice: 'twirl'" in capsys.readouterr().err
+
+
+def test_zne_from_three_noise_scales_runs_two_folded_copies_in_a_deploy_of_its_own(run_dir, capsys):
+    settings = dict(shots=500, batch_size=64, progress=False, limit=16, mitigation="zne")
+    default = deploy(run_dir, "best", "fake_quito", **settings)
+    three = deploy(run_dir, "best", "fake_quito", zne_scales=(1, 3, 5), **settings)
+    assert default["zne_scales"] == [1, 3] and three["zne_scales"] == [1, 3, 5]
+    assert three["shots"]["zne_folded"] == 2 * default["shots"]["zne_folded"] == 2 * 16 * 500
+    folder = Path(three["jobs"]).parent
+    assert folder.name == "fake_quito-best-zne-scales1-3-5"
+    records = [json.loads(line) for line in (folder / "jobs.jsonl").read_text().splitlines()]
+    assert sorted({r["batch"] for r in records}) == [0, 1, 2]  # scale 1, 3 and 5: one job each
+    # The default keeps the folder (and plan) deploys made before the option had, so they resume.
+    assert Path(default["jobs"]).parent.name == "fake_quito-best-zne"
+    # Same raw counts (same seeds).
+    assert three["measured"] == default["measured"]
+    argv = ["deploy", str(run_dir), "--device", "fake_quito", "--shots", "500", "--limit", "16", "--quiet"]
+    assert main([*argv, "--mitigation", "zne", "--zne-scales", "1", "3", "5"]) == 0
+    assert "ZNE from noise scales 1, 3, 5" in capsys.readouterr().out
+    assert main([*argv, "--mitigation", "zne", "--zne-scales", "1", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "[1, 2]" in err and "odd integers" in err and "Traceback" not in err
 
 
 def test_a_mitigated_deploy_killed_resumes_without_resubmitting_a_finished_job(run_dir, tmp_path):

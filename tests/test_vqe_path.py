@@ -100,3 +100,7 @@ def test_an_estimator_deploy_extrapolates_towards_the_noiseless_energy_and_resum
     assert again["measured"] == zne["measured"]
     log = [json.loads(line) for line in Path(zne["jobs"]).read_text().splitlines()]
     assert [r["status"] for r in log] == ["submitted", "done"]
+    # --zne-scales 1 3: the runtime's noise factors, a line through them, a deploy folder of its own.
+    line = estimate(vqe_run, "best", "fake_quito", shots=4000, mitigation="zne", zne_scales=(1, 3))
+    assert len(line["energy_noise_factors"]) == 2 and line["zne_scales"] == [1, 3]
+    assert Path(line["jobs"]).parent.name.endswith("-estimator-zne-scales1-3")
