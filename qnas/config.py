@@ -201,6 +201,13 @@ class SearchConfig(_Strict):
         "noise alone, what a perfect readout mitigation would give",
     )
     expressibility_samples: int = Field(1000, gt=0)
+    head_refit_epochs: int = Field(
+        0,
+        ge=0,
+        description="tasks with a classical head (Quantum-Train's mapping model): before a candidate's "
+        "inherited-weight score, its head alone is re-fitted this many epochs to the candidate's own "
+        "noiseless outputs (the SuperCircuit's one shared head otherwise scores every circuit)",
+    )
     max_active_qubits: int = Field(
         12,
         gt=0,

@@ -118,6 +118,8 @@ class CandidateEvaluator:
             final_layout=list(candidate.final_layout),
         )
         t1 = time.perf_counter()
+        if score_task:
+            sub = self.task.warm_start(sub, self.search.head_refit_epochs, self.config.seed)
         if score_task and self.search.noise_aware:
             out.update(
                 noisy_metrics(

@@ -96,6 +96,11 @@ def check_config(config: Config) -> tuple[Task, SuperCircuit]:
             f"task {task.name} trains a classical head with its circuit, which only backprop can: "
             f"finetune.engine is {config.finetune.engine!r}; set it to backprop"
         )
+    if search.head_refit_epochs and not task.n_head_params:
+        raise ValueError(
+            f"search.head_refit_epochs ({search.head_refit_epochs}) re-fits a classical head before each "
+            f"score; task {task.name} has none: set it to 0"
+        )
     if isinstance(search.layout, list):
         validate_layout(search.layout, task.n_wires, device)
     genome_space(config, sc, device)
@@ -540,6 +545,7 @@ def score_genome(
     scoring = config.model_copy(deep=True)
     scoring.search.noise_aware = noise_aware
     scoring.search.strategy = "evolution"  # a training-free run's finalists are scored on the task too
+    scoring.search.head_refit_epochs = 0  # the weights given are scored as they are
     samples = task.samples(split)
     n_samples = task.n_samples(split)
     if n_samples is not None:

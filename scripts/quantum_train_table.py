@@ -6,7 +6,10 @@ Rows, per seed (each a cell of a JSON-lines file, so an interrupted build resume
   trained alone from the seeded initial weights;
 - `searched`: the generator a qnas search chose (configs/qt_digits10.yaml), fine-tuned;
 - `human-ry_cnot-b4-trained-with-shots` (method `human_shots`): the 4-block generator
-  trained on probabilities estimated from 20 x 2^n shots (seeded; gradients straight through).
+  trained on probabilities estimated from 20 x 2^n shots (seeded; gradients straight through);
+- `searched-refitN` (method `searched_refit`): the search again, each candidate scored after its
+  mapping model alone is re-fitted N epochs (`search.head_refit_epochs`, `--head-refit-epochs`).
+`--task qt_digits10_mlp` builds the rows for the MLP target (64 -> 32 -> 10, 2410 weights, 12 qubits).
 Every Quantum-Train row is scored four ways on the test set: exact probabilities,
 probabilities from 20 x 2^n shots (seeded), the device's noise model (exact density
 matrix on the config's device, qiskit's layout for the human generators), and the noise
@@ -14,6 +17,9 @@ model again after the mapping model alone is re-fitted (30 epochs) to the noisy
 probabilities, the circuit untouched.
 
     python scripts/quantum_train_table.py --seeds 0 1 2 --out /work/runs/quantum_train
+    python scripts/quantum_train_table.py --seeds 0 1 2 --methods searched_refit --out /work/runs/quantum_train
+    python scripts/quantum_train_table.py --task qt_digits10_mlp --seeds 0 1 2 --methods classical human \
+        --human-blocks 4 8 --out /work/runs/quantum_train
 """
 
 from __future__ import annotations
@@ -57,7 +63,7 @@ def done(path: Path) -> dict[tuple, dict]:
     if not path.exists():
         return {}
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {(r["method"], r["seed"]): r for r in rows}
+    return {(r["task"], r["method"], r["seed"]): r for r in rows}
 
 
 def append(path: Path, row: dict) -> None:
@@ -150,15 +156,23 @@ def human(config, blocks: int, seed: int, train_shots: bool = False) -> dict:
     return scored(human_config, dataclasses.replace(task, shots=None), sc, Genome((), genes))
 
 
-def searched(config_path: Path, seed: int, out: Path, workers: int) -> dict:
-    run_dir = out / f"search-s{seed}"
+def searched(
+    config_path: Path, task_name: str, seed: int, out: Path, workers: int, refit_epochs: int = 0
+) -> dict:
+    """The generator a search chose; with `refit_epochs`, candidates ranked after a mapping-only re-fit."""
+    run_dir = out / (f"{task_name}-" if task_name != "qt_digits10" else "") + (
+        f"search-refit{refit_epochs}-s{seed}" if refit_epochs else f"search-s{seed}"
+    )
     cmd = [sys.executable, "-m", "qnas.cli", "search", "--config", str(config_path), "--out", str(run_dir)]
-    cmd += ["--quiet", "--workers", str(workers), "--set", f"seed={seed}"]
+    cmd += ["--quiet", "--workers", str(workers), "--set", f"seed={seed}", f"task.name={task_name}"]
+    cmd += [f"search.head_refit_epochs={refit_epochs}"]
     subprocess.run(cmd, check=True)
     config, task, sc, genome = load_candidate(RunDir(run_dir), "best")
     best = json.loads((run_dir / "best.json").read_text())
     row = scored(config, task, sc, genome)
-    row.update(blocks=int(genome.arch[-1]), arch=list(genome.arch), run=str(run_dir))
+    row.update(
+        blocks=int(genome.arch[-1]), arch=list(genome.arch), run=str(run_dir), head_refit_epochs=refit_epochs
+    )
     row["test_accuracy_reported"] = best["test"]["noiseless"]["accuracy"]
     return row
 
@@ -171,9 +185,19 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=["classical", "human", "searched"])
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--task", help="the task instead of the config's (e.g. qt_digits10_mlp: the MLP target)"
+    )
+    parser.add_argument(
+        "--head-refit-epochs",
+        type=int,
+        default=3,
+        help="searched_refit: the search's search.head_refit_epochs (mapping-only re-fit before each score)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
-    base = load_config(args.config)
+    base = load_config(args.config, [f"task.name={args.task}"] if args.task else [])
+    task_name = base.task.name
     cells = done(CELLS)
     for seed in args.seeds:
         config = base.model_copy(deep=True)
@@ -189,22 +213,32 @@ def main() -> None:
                 ("human-ry_cnot-b4-trained-with-shots", lambda c=config, s=seed: human(c, 4, s, True))
             )
         if "searched" in args.methods:
-            jobs.append(("searched", lambda s=seed: searched(args.config, s, args.out, args.workers)))
+            jobs.append(
+                ("searched", lambda s=seed: searched(args.config, task_name, s, args.out, args.workers))
+            )
+        if "searched_refit" in args.methods:
+            name = f"searched-refit{args.head_refit_epochs}"
+            refit = args.head_refit_epochs
+            jobs.append(
+                (name, lambda s=seed, r=refit: searched(args.config, task_name, s, args.out, args.workers, r))
+            )
         for method, job in jobs:
-            if (method, seed) in cells:
+            if (task_name, method, seed) in cells:
                 continue
             t0 = time.perf_counter()
             row = {"task": config.task.name, "method": method, "seed": seed, **job()}
             row.update(seconds=time.perf_counter() - t0, date=str(datetime.date.today()), commit=commit())
             append(CELLS, row)
-            cells[(method, seed)] = row
+            cells[(task_name, method, seed)] = row
             print(json.dumps(row), flush=True)
-    print(table(cells))
+    print(table(cells, task_name))
 
 
-def table(cells: dict[tuple, dict]) -> str:
-    methods = sorted({m for m, _ in cells}, key=lambda m: (m != "classical", m != "searched", m))
+def table(cells: dict[tuple, dict], task_name: str) -> str:
+    cells = {(m, s): r for (t, m, s), r in cells.items() if t == task_name}
+    methods = sorted({m for m, _ in cells}, key=lambda m: (m != "classical", not m.startswith("searched"), m))
     lines = [
+        f"{task_name}:",
         "| generator | trained params | test acc. | with 20x2^n shots | noisy | noisy, mapping re-fit | seeds |",
         "|---|---|---|---|---|---|---|",
     ]

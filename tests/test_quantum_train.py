@@ -213,3 +213,35 @@ def test_refitting_the_mapping_to_distorted_probabilities_lowers_their_loss(buil
     refitted = task.refit_head(with_head(fitted), distorted, epochs=3, lr=0.03)
     assert loss(refitted, distorted) < loss(fitted, distorted) - 0.01
     assert len(refitted) == task.n_head_params  # the angles are not touched
+
+
+def test_a_head_refit_before_scoring_separates_inherited_losses_and_leaves_final_scores_alone(built):
+    """search.head_refit_epochs: each candidate scored through a mapping fitted to its own probabilities."""
+    from qnas.evaluate import CandidateEvaluator, evaluator_payload
+    from qnas.evolution.genome import Genome
+    from qnas.pipeline import score_genome
+
+    config, task, sc = built
+    config = config.model_copy(deep=True)
+    config.search.noise_aware = False
+    config.search.valid_samples = 64
+    shared = CandidateEvaluator(**evaluator_payload(config, sc, task))
+    refit = config.model_copy(deep=True)
+    refit.search.head_refit_epochs = 2
+    own = CandidateEvaluator(**evaluator_payload(refit, sc, task))
+    for blocks in (1, 2):
+        genome = Genome((), tuple(sc.fixed_blocks(blocks)))
+        before, after = shared.evaluate(genome), own.evaluate(genome)
+        # The seeded shared mapping generates a network at chance; fitted, it learns something.
+        assert after["loss"] < before["loss"] - 0.1, (blocks, before["loss"], after["loss"])
+        # Scoring given weights (fine-tuned finalists, test scores) re-fits nothing.
+        given = score_genome(refit, task, sc, genome, "valid", False)
+        assert given["loss"] == score_genome(config, task, sc, genome, "valid", False)["loss"]
+    # The SuperCircuit's shared weights are not touched by a candidate's fit.
+    assert torch.equal(sc.weights, build_supercircuit(config, task).weights)
+
+
+def test_a_head_refit_on_a_task_without_a_head_is_refused():
+    config = Config.model_validate({"task": {"name": "digits4"}, "search": {"head_refit_epochs": 3}})
+    with pytest.raises(ValueError, match=r"head_refit_epochs \(3\).*digits4 has none"):
+        check_config(config)

@@ -74,6 +74,20 @@ class Task(ABC):
         """
         return self
 
+    def warm_start(self, sub: Subcircuit, epochs: int, seed: int) -> Subcircuit:
+        """Return `sub` with its head alone re-fitted `epochs` epochs to its own outputs (a task with a head).
+
+        A SuperCircuit's head is shared by every subcircuit, so inherited weights score
+        every circuit through one compromise head; a short head-only fit before a
+        candidate's score lets the circuits' differences show. Tasks without a head have
+        nothing to fit.
+        """
+        if epochs:
+            raise ValueError(
+                f"search.head_refit_epochs re-fits a classical head; task {getattr(self, 'name', '?')} has none"
+            )
+        return sub
+
     def export_artifacts(self, sub: Subcircuit, folder: Path) -> list[Path]:
         """Write what a chosen circuit needs beside its QASM (e.g. generated weights); return the paths."""
         return []
