@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import tempfile
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -221,13 +222,15 @@ class Run:
         progress: bool = True,
         mitigation: str = "none",
         decoupling: bool | None = None,
+        zne_scales: Sequence[int] = (1, 3),
     ) -> dict[str, Any]:
         """Run the candidate's test set on `device` (default the run's) through IBM Runtime; resumable.
 
         fake_* devices run in the runtime's local testing mode. Returns the deploy summary:
         measured metrics beside the noisy simulation's prediction, and with `mitigation`
         (`readout`, `zne`, `readout+zne`) the mitigated ones beside the raw. `decoupling`
-        True pads idle windows with X-X pulses (None: as the run scored).
+        True pads idle windows with X-X pulses (None: as the run scored). `zne_scales`: the
+        noise scales ZNE folds to and extrapolates from.
         """
         from qnas.deploy import deploy
 
@@ -241,6 +244,7 @@ class Run:
             limit,
             mitigation=mitigation,
             decoupling=decoupling,
+            zne_scales=zne_scales,
         )
 
 

@@ -180,6 +180,12 @@ def deploy(
         }
         if "zne" in mitigation:
             result["zne_scales"] = list(scales)
+            uniform = {b: np.full((1, 2**task.n_wires), 2.0**-task.n_wires) for b in bases}
+            kept = mitigation_module.signal_kept(
+                {s: task.outputs_from_probabilities(by_scale[s]) for s in scales},
+                task.outputs_from_probabilities(uniform),
+            )
+            result["zne_signal_kept"] = {str(s): kept[s] for s in scales[1:]}
 
     predicted = _predicted(config, sc, Genome(layout, genome.arch), device, samples)
     result["predicted"] = {k: predicted[k] for k in task.metric_names}
@@ -608,6 +614,15 @@ def summary_text(summary: dict[str, Any]) -> str:
             lines.append(
                 f"  {name:<12} {scores[metric]:.4f} ± {scores['shot_noise_se']:.4f}  (+{extra[name]} shots)"
             )
+        kept = summary.get("zne_signal_kept")
+        if kept:
+            shares = ", ".join(f"{100 * v:.0f}% at scale {k}" for k, v in kept.items())
+            lines.append(f"ZNE: the folded circuits keep {shares} of the signal at scale 1")
+            if min(kept.values()) < 0.1:
+                lines.append(
+                    "  below 10% the folded outputs are near the fully mixed state's: the extrapolation "
+                    "has little to follow (fewer or lower scales, or readout mitigation alone)"
+                )
     if "exact_energy" in summary["measured"]:
         lines.append(f"exact ground energy: {summary['measured']['exact_energy']:.4f}")
     lines.append(f"jobs: {summary['jobs']}")

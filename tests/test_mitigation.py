@@ -80,6 +80,17 @@ def test_richardson_through_three_scales_is_exact_for_a_parabola():
     assert mitigation.extrapolate({1: at[1], 3: at[3]}) != pytest.approx(f(0))
 
 
+def test_the_signal_a_folded_circuit_keeps_is_its_spread_across_samples_or_its_distance_from_mixed():
+    rng = np.random.default_rng(0)
+    first = rng.normal(size=(50, 4))
+    # Many samples: a global depolarizing factor f keeps f of the spread; a shift keeps all of it.
+    kept = mitigation.signal_kept({1: first, 3: 0.25 * first, 5: first + 7.0}, np.zeros(4))
+    assert kept == pytest.approx({1: 1.0, 3: 0.25, 5: 1.0})
+    # One row (an energy): its distance from the fully mixed state's value.
+    kept = mitigation.signal_kept({1: np.array([[-1.0]]), 3: np.array([[-0.4]])}, np.array([0.2]))
+    assert kept[3] == pytest.approx(0.6 / 1.2)
+
+
 @pytest.mark.parametrize("scales", [[1], [3, 5], [1, 2], [1, 3, 3], [0, 1, 3], [-1, 1]])
 def test_bad_zne_scales_are_refused_naming_them(scales):
     with pytest.raises(ValueError, match=re.escape(str(scales))):
@@ -176,6 +187,8 @@ def test_zne_from_three_noise_scales_runs_two_folded_copies_in_a_deploy_of_its_o
     default = deploy(run_dir, "best", "fake_quito", **settings)
     three = deploy(run_dir, "best", "fake_quito", zne_scales=(1, 3, 5), **settings)
     assert default["zne_scales"] == [1, 3] and three["zne_scales"] == [1, 3, 5]
+    assert set(three["zne_signal_kept"]) == {"3", "5"}
+    assert all(0 < v < 1.5 for v in three["zne_signal_kept"].values())
     assert three["shots"]["zne_folded"] == 2 * default["shots"]["zne_folded"] == 2 * 16 * 500
     folder = Path(three["jobs"]).parent
     assert folder.name == "fake_quito-best-zne-scales1-3-5"
@@ -187,7 +200,8 @@ def test_zne_from_three_noise_scales_runs_two_folded_copies_in_a_deploy_of_its_o
     assert three["measured"] == default["measured"]
     argv = ["deploy", str(run_dir), "--device", "fake_quito", "--shots", "500", "--limit", "16", "--quiet"]
     assert main([*argv, "--mitigation", "zne", "--zne-scales", "1", "3", "5"]) == 0
-    assert "ZNE from noise scales 1, 3, 5" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "ZNE from noise scales 1, 3, 5" in out and "of the signal at scale 1" in out
     assert main([*argv, "--mitigation", "zne", "--zne-scales", "1", "2"]) == 2
     err = capsys.readouterr().err
     assert "[1, 2]" in err and "odd integers" in err and "Traceback" not in err
