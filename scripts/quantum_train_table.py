@@ -160,9 +160,8 @@ def searched(
     config_path: Path, task_name: str, seed: int, out: Path, workers: int, refit_epochs: int = 0
 ) -> dict:
     """The generator a search chose; with `refit_epochs`, candidates ranked after a mapping-only re-fit."""
-    run_dir = out / (f"{task_name}-" if task_name != "qt_digits10" else "") + (
-        f"search-refit{refit_epochs}-s{seed}" if refit_epochs else f"search-s{seed}"
-    )
+    prefix = f"{task_name}-" if task_name != "qt_digits10" else ""
+    run_dir = out / (prefix + (f"search-refit{refit_epochs}-s{seed}" if refit_epochs else f"search-s{seed}"))
     cmd = [sys.executable, "-m", "qnas.cli", "search", "--config", str(config_path), "--out", str(run_dir)]
     cmd += ["--quiet", "--workers", str(workers), "--set", f"seed={seed}", f"task.name={task_name}"]
     cmd += [f"search.head_refit_epochs={refit_epochs}"]
