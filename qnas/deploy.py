@@ -184,6 +184,7 @@ def deploy(
             kept = mitigation_module.signal_kept(
                 {s: task.outputs_from_probabilities(by_scale[s]) for s in scales},
                 task.outputs_from_probabilities(uniform),
+                {s: _shot_variance(task, by_scale[s], shots, seed) for s in scales},
             )
             result["zne_signal_kept"] = {str(s): kept[s] for s in scales[1:]}
 
@@ -480,6 +481,21 @@ def _resampled(probs: np.ndarray, shots: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     draws = np.stack([rng.multinomial(shots, p / p.sum(), size=_BOOTSTRAP) for p in probs], axis=1)
     return draws / shots
+
+
+def _shot_variance(task: Task, probs_by_basis: dict[str, np.ndarray], shots: int, seed: int) -> float:
+    """One output's variance from shot noise alone: over fresh multinomial draws, averaged over outputs."""
+    rng = np.random.default_rng(seed)
+    draws = [
+        task.outputs_from_probabilities(
+            {
+                b: np.stack([rng.multinomial(shots, row / row.sum()) for row in p]) / shots
+                for b, p in probs_by_basis.items()
+            }
+        )
+        for _ in range(8)
+    ]
+    return float(np.var(np.stack(draws), axis=0, ddof=1).mean())
 
 
 def _measured_summary(

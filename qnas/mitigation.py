@@ -150,8 +150,10 @@ def extrapolate(by_scale: dict[int, np.ndarray]) -> np.ndarray:
     return out
 
 
-def signal_kept(outputs_by_scale: dict[int, np.ndarray], mixed: np.ndarray) -> dict[int, float]:
-    """Return the share of scale 1's signal the outputs keep at each noise scale.
+def signal_kept(
+    outputs_by_scale: dict[int, np.ndarray], mixed: np.ndarray, shot_variance: dict[int, float] | None = None
+) -> dict[int, float]:
+    """Return the share of scale 1's signal the outputs keep at each noise scale, shot noise taken out.
 
     ZNE follows the signal's decay from scale 1 up; where a folded circuit's outputs have
     decayed to the fully mixed state's, it has nothing to follow and extrapolates shot
@@ -159,15 +161,17 @@ def signal_kept(outputs_by_scale: dict[int, np.ndarray], mixed: np.ndarray) -> d
     sits at chance from scale 3 on; see scripts/zne_ceiling.py). The signal of many rows
     (test samples) is their spread across rows, what a classifier's decisions read; of one
     row (an energy, a generator's distribution) its distance from `mixed`, the outputs of
-    the uniform distribution.
+    the uniform distribution. `shot_variance` (per scale, one output's variance from shot
+    noise alone) is taken out of both: shot noise spreads the rows too.
     """
-    first = np.asarray(outputs_by_scale[1], dtype=float)
+    noise = shot_variance or {}
 
-    def signal(outputs: np.ndarray) -> float:
-        outputs = np.asarray(outputs, dtype=float)
+    def signal(scale: int) -> float:
+        outputs = np.asarray(outputs_by_scale[scale], dtype=float)
+        var = noise.get(scale, 0.0)
         if len(outputs) > 1:
-            return float(outputs.std(axis=0).mean())
-        return float(np.abs(outputs - mixed).mean())
+            return float(np.sqrt(max(outputs.var(axis=0).mean() - var, 0.0)))
+        return max(float(np.abs(outputs - mixed).mean()) - float(np.sqrt(var)), 0.0)
 
-    base = signal(first)
-    return {s: signal(o) / base if base > 0 else 0.0 for s, o in outputs_by_scale.items()}
+    base = signal(1)
+    return {s: signal(s) / base if base > 0 else 0.0 for s in outputs_by_scale}

@@ -89,6 +89,11 @@ def test_the_signal_a_folded_circuit_keeps_is_its_spread_across_samples_or_its_d
     # One row (an energy): its distance from the fully mixed state's value.
     kept = mitigation.signal_kept({1: np.array([[-1.0]]), 3: np.array([[-0.4]])}, np.array([0.2]))
     assert kept[3] == pytest.approx(0.6 / 1.2)
+    # Shot noise spreads the rows as well: taken out, outputs at the fully mixed state keep nothing.
+    noise = rng.normal(scale=0.1, size=(50, 4))
+    kept = mitigation.signal_kept({1: first, 3: noise}, np.zeros(4), {1: 0.0, 3: 0.01 * 1.5})
+    assert kept[3] == 0.0
+    assert mitigation.signal_kept({1: first, 3: noise}, np.zeros(4))[3] > 0.05
 
 
 @pytest.mark.parametrize("scales", [[1], [3, 5], [1, 2], [1, 3, 3], [0, 1, 3], [-1, 1]])
