@@ -163,8 +163,8 @@ def searched(
     prefix = f"{task_name}-" if task_name != "qt_digits10" else ""
     run_dir = out / (prefix + (f"search-refit{refit_epochs}-s{seed}" if refit_epochs else f"search-s{seed}"))
     cmd = [sys.executable, "-m", "qnas.cli", "search", "--config", str(config_path), "--out", str(run_dir)]
-    cmd += ["--quiet", "--workers", str(workers), "--set", f"seed={seed}", f"task.name={task_name}"]
-    cmd += [f"search.head_refit_epochs={refit_epochs}"]
+    cmd += ["--quiet", "--workers", str(workers), "--set", f"seed={seed}", "--set", f"task.name={task_name}"]
+    cmd += ["--set", f"search.head_refit_epochs={refit_epochs}"]
     subprocess.run(cmd, check=True)
     config, task, sc, genome = load_candidate(RunDir(run_dir), "best")
     best = json.loads((run_dir / "best.json").read_text())
