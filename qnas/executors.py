@@ -84,17 +84,31 @@ class _TaskExecutor:
         """Return the losses (K,) of measured `outputs` (K, B, d)."""
         return self.task.loss_from_outputs(outputs, batch)
 
+    def loss_at(self, outputs: torch.Tensor, batch: Batch, theta: torch.Tensor) -> torch.Tensor:
+        """Return the loss of measured `outputs` (1, B, d) with the head read from `theta` (P,), differentiable in both.
+
+        Without a head this is `loss`; with one, the head's entries of theta (its last
+        n_head_params) are what the loss reads, so a shift-rule engine gets the head's
+        gradient by backprop at the unshifted outputs.
+        """
+        if not self.sub.head:
+            return self.loss(outputs, batch)[0]
+        index = torch.as_tensor(self.sub.parameter_indices(), dtype=torch.long)
+        weights = self.sub.weights.detach().to(theta.dtype).index_put((index,), theta)
+        return self.task.bind(replace(self.sub, weights=weights)).loss_from_outputs(outputs, batch)[0]
+
     def __call__(self, thetas: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Return the losses (K,) of the parameter vectors `thetas` (K, P) on `batch`."""
         outputs = self.outputs(thetas, batch)
         if not self.sub.head:
             return self.loss(outputs, batch)
         # A classical head (the last entries of theta) is not a rotation angle: no shift
-        # rule holds for it, so only backprop (one vector, differentiable) trains it.
+        # rule holds for it, so only backprop (one vector, differentiable) or the shift
+        # rule's chain rule (loss_at) trains it.
         if thetas.shape[0] != 1:
             raise ValueError(
                 f"task {self.task.name} has a classical head ({len(self.sub.head)} weights): "
-                "set finetune.engine to backprop"
+                "set finetune.engine to backprop or parameter_shift"
             )
         index = torch.as_tensor(self.sub.parameter_indices(), dtype=torch.long)
         weights = self.sub.weights.detach().to(thetas.dtype).index_put((index,), thetas[0])

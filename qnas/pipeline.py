@@ -90,11 +90,13 @@ def check_config(config: Config) -> tuple[Task, SuperCircuit]:
     if task.n_wires > device.n_qubits:
         raise ValueError(f"task {task.name} needs {task.n_wires} qubits; {device.name} has {device.n_qubits}")
     sc = build_supercircuit(config, task)
-    if task.n_head_params and config.finetune.engine != "backprop":
-        # The head's weights are not rotation angles: no shift rule holds for them.
+    if task.n_head_params and config.finetune.engine not in ("backprop", "parameter_shift"):
+        # The head's weights are not rotation angles: backprop trains them, or the shift
+        # rule's chain rule (the head's gradient by backprop at the unshifted outputs).
         raise ValueError(
-            f"task {task.name} trains a classical head with its circuit, which only backprop can: "
-            f"finetune.engine is {config.finetune.engine!r}; set it to backprop"
+            f"task {task.name} trains a classical head with its circuit, which only backprop and "
+            "parameter_shift can: "
+            f"finetune.engine is {config.finetune.engine!r}; set it to backprop or parameter_shift"
         )
     if search.head_refit_epochs and not task.n_head_params:
         raise ValueError(

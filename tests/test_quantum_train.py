@@ -77,10 +77,28 @@ def test_backprop_through_the_executor_is_the_tasks_own_gradient(built):
     assert result.values[-task.n_head_params :].abs().max() > 0  # the head is trained through it
 
 
-def test_a_shift_rule_engine_is_refused_before_training():
-    config = Config.model_validate({**SMALL, "finetune": {"engine": "parameter_shift"}})
-    with pytest.raises(ValueError, match="set it to backprop"):
+def test_the_shift_rule_with_the_heads_chain_rule_is_backprops_gradient(built):
+    """parameter_shift on a task with a head: angles by shifts, the mapping model by backprop at the unshifted outputs."""
+    _, task, sc = built
+    sub = sc.subcircuit(sc.fixed_blocks(1))
+    batch = task.samples("train", 16)
+    executor = NoiselessExecutor(sub, task, torch.complex128)
+    theta = parameters_of(sub)
+    shifted = get_engine("parameter_shift").gradient(executor, theta, batch, with_loss=True)
+    exact = get_engine("backprop").gradient(executor, theta, batch, with_loss=True)
+    assert torch.allclose(shifted.values, exact.values, atol=1e-8)
+    assert shifted.loss == pytest.approx(exact.loss, abs=1e-10)
+    n_angles = len(theta) - task.n_head_params
+    assert shifted.values[:n_angles].abs().max() > 0 and shifted.values[n_angles:].abs().max() > 0
+    assert shifted.n_executions == 1 + 2 * n_angles  # the head costs no circuit
+
+
+def test_an_engine_without_the_heads_chain_rule_is_refused_before_training():
+    config = Config.model_validate({**SMALL, "finetune": {"engine": "spsa"}})
+    with pytest.raises(ValueError, match="set it to backprop or parameter_shift"):
         check_config(config)
+    shift = {**SMALL, "finetune": {"engine": "parameter_shift"}, "search": {"valid_samples": 270}}
+    check_config(Config.model_validate(shift))
 
 
 def test_quantum_train_keys_belong_to_a_quantum_train_task():
@@ -245,3 +263,38 @@ def test_a_head_refit_on_a_task_without_a_head_is_refused():
     config = Config.model_validate({"task": {"name": "digits4"}, "search": {"head_refit_epochs": 3}})
     with pytest.raises(ValueError, match=r"head_refit_epochs \(3\).*digits4 has none"):
         check_config(config)
+
+
+def test_noise_aware_finetuning_trains_the_generator_and_its_mapping_on_the_devices_probabilities(tmp_path):
+    """finetune.noise_aware with parameter_shift: the angles by shifts of the noisy circuit, the mapping by backprop."""
+    from qnas.evolution.genome import Genome
+    from qnas.pipeline import _finetuned, score_genome
+
+    config = Config.model_validate(
+        {
+            **SMALL,
+            "space": {"name": "ry_cnot", "max_blocks": 1},
+            "finetune": {
+                "noise_aware": True,
+                "engine": "parameter_shift",
+                "epochs": 2,
+                "batch_size": 256,
+                "lr": 0.03,
+                "weight_decay": 0.0,
+            },
+            "search": {"valid_samples": 270, "noise_method": "trajectories", "trajectories": 8},
+        }
+    )
+    task = task_from_config(config)
+    sc = build_supercircuit(config, task)
+    genome = Genome((), tuple(sc.fixed_blocks(1)))
+    tuned = _finetuned(config, tmp_path, task, sc, genome, progress=False)
+    sub, after = sc.subcircuit(genome.arch), tuned.subcircuit(genome.arch)
+    angles = [i for i in sub.parameter_indices() if i not in sc.head]
+    assert not torch.equal(tuned.weights[angles], sc.weights[angles])
+    assert not torch.equal(tuned.weights[list(sc.head)], sc.weights[list(sc.head)])
+    # Scored on the same noisy simulation it trained through, the generated network has learned.
+    before = score_genome(config, task, sc, genome, "valid", True)
+    trained = score_genome(config, task, tuned, genome, "valid", True)
+    assert trained["loss"] < before["loss"] - 0.1, (before["loss"], trained["loss"])
+    assert after.n_params == sub.n_params

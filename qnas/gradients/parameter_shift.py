@@ -73,7 +73,9 @@ class ParameterShift(GradientEngine):
     through the executor's classical loss, evaluated at the unshifted outputs. So a
     gradient costs one unshifted run plus one run per shift term (2 per angle, 4 for the
     rotation angle of a controlled rotation), each over the batch's circuits; the loss at
-    theta comes for free.
+    theta comes for free. A task's classical head (Quantum-Train's mapping model: the last
+    entries of theta, read after measurement) takes no shift: its gradient is backprop's
+    through the loss at the unshifted outputs, so a noisy executor trains it too.
     """
 
     name = "parameter_shift"
@@ -84,7 +86,7 @@ class ParameterShift(GradientEngine):
         rules = shift_rules(executor.sub)
         rows, owners, coeffs = [theta], [], []
         for j in torch.nonzero(active).flatten().tolist():
-            for shift, coeff in rules[j]:
+            for shift, coeff in rules[j] or ():  # a head entry (no rule) is not shifted
                 row = theta.clone()
                 row[j] += shift
                 rows.append(row)
@@ -94,11 +96,21 @@ class ParameterShift(GradientEngine):
         outputs = executor.outputs(torch.stack(rows), batch).detach().to(torch.float64)
         cost = executor.n_executions - before
         at_theta = outputs[0].clone().requires_grad_(True)
-        loss = executor.loss(at_theta[None], batch)[0]
-        (d_loss,) = torch.autograd.grad(loss, at_theta)
+        head = bool(executor.sub.head)
+        theta_var = theta.clone().requires_grad_(head)
+        if head:
+            loss = executor.loss_at(at_theta[None], batch, theta_var)
+            d_loss, d_theta = torch.autograd.grad(loss, [at_theta, theta_var], allow_unused=True)
+            d_theta = torch.zeros_like(theta) if d_theta is None else d_theta
+        else:
+            loss = executor.loss(at_theta[None], batch)[0]
+            (d_loss,) = torch.autograd.grad(loss, at_theta)
         # d loss / d theta_j = sum_c coeff_c <d loss / d outputs, outputs(theta + s_c e_j)>
         per_row = (outputs[1:] * d_loss).reshape(len(owners), -1).sum(1)
         grad = torch.zeros(len(theta), dtype=torch.float64)
+        if head:
+            n_head = len(executor.sub.head)
+            grad[-n_head:] = d_theta[-n_head:].detach() * active[-n_head:]
         grad.index_add_(
             0, torch.tensor(owners, dtype=torch.long), torch.tensor(coeffs, dtype=torch.float64) * per_row
         )
