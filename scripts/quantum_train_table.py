@@ -7,6 +7,9 @@ Rows, per seed (each a cell of a JSON-lines file, so an interrupted build resume
 - `searched`: the generator a qnas search chose (configs/qt_digits10.yaml), fine-tuned;
 - `human-ry_cnot-b4-trained-with-shots` (method `human_shots`): the 4-block generator
   trained on probabilities estimated from 20 x 2^n shots (seeded; gradients straight through);
+- `human-ry_cnot-b4-noise-aware-E` (method `human_noise_aware`): the 4-block generator trained as
+  above, then fine-tuned E epochs through fake_fez's noisy simulation (parameter shift for the
+  angles, backprop for the mapping model, trajectories);
 - `searched-refitN` (method `searched_refit`): the search again, each candidate scored after its
   mapping model alone is re-fitted N epochs (`search.head_refit_epochs`, `--head-refit-epochs`).
 `--task qt_digits10_mlp` builds the rows for the MLP target (64 -> 32 -> 10, 2410 weights, 12 qubits).
@@ -42,11 +45,11 @@ from qnas.devices import get_device
 from qnas.evaluate import build_supercircuit, simulation_of
 from qnas.evolution.genome import Genome
 from qnas.noise import noisy_probabilities
-from qnas.pipeline import load_candidate, score_genome
+from qnas.pipeline import load_candidate, noisy_executor_of, score_genome
 from qnas.results import RunDir
 from qnas.tasks import task_from_config
 from qnas.tasks.quantum_train import target_network
-from qnas.train import train
+from qnas.train import finetune, train
 from qnas.transpiled import transpile_candidate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,8 +142,10 @@ def scored(config, task, sc, genome: Genome) -> dict:
     }
 
 
-def human(config, blocks: int, seed: int, train_shots: bool = False) -> dict:
-    """The papers' generator trained alone; with `train_shots`, on probabilities from 20 x 2^n shots."""
+def human(config, blocks: int, seed: int, train_shots: bool = False, noise_aware_epochs: int = 0) -> dict:
+    """The papers' generator trained alone; with `train_shots`, on probabilities from 20 x 2^n shots;
+    with `noise_aware_epochs`, then fine-tuned that many epochs through the device's noisy simulation
+    (parameter shift for the angles, backprop for the mapping; trajectories, batches of 256)."""
     human_config = config.model_copy(deep=True)
     human_config.space.name = "ry_cnot"
     human_config.space.max_blocks = max(blocks, 1)
@@ -152,6 +157,28 @@ def human(config, blocks: int, seed: int, train_shots: bool = False) -> dict:
     genes = sc.fixed_blocks(blocks)
     ft = human_config.finetune
     train(sc, task, ft, lambda: genes, seed, progress=False)
+    if noise_aware_epochs:
+        noisy = human_config.model_copy(deep=True)
+        noisy.finetune = ft.model_copy(
+            update={
+                "noise_aware": True,
+                "engine": "parameter_shift",
+                "epochs": noise_aware_epochs,
+                "batch_size": 256,
+                "warmup_epochs": 0,
+            }
+        )
+        noisy.search.noise_method = "trajectories"
+        sc, _ = finetune(
+            sc,
+            genes,
+            task,
+            noisy.finetune,
+            seed,
+            "parameter_shift",
+            noisy_executor_of(noisy, task, Genome((), genes)),
+            progress=False,
+        )
     # Scored as the others are: exact, with shots, noisy (the shot setting is the training's alone).
     return scored(human_config, dataclasses.replace(task, shots=None), sc, Genome((), genes))
 
@@ -188,6 +215,12 @@ def main() -> None:
         "--task", help="the task instead of the config's (e.g. qt_digits10_mlp: the MLP target)"
     )
     parser.add_argument(
+        "--noise-aware-epochs",
+        type=int,
+        default=3,
+        help="human_noise_aware: epochs of noise-aware fine-tuning after the noiseless training",
+    )
+    parser.add_argument(
         "--head-refit-epochs",
         type=int,
         default=3,
@@ -210,6 +243,14 @@ def main() -> None:
         if "human_shots" in args.methods:
             jobs.append(
                 ("human-ry_cnot-b4-trained-with-shots", lambda c=config, s=seed: human(c, 4, s, True))
+            )
+        if "human_noise_aware" in args.methods:
+            e = args.noise_aware_epochs
+            jobs.append(
+                (
+                    f"human-ry_cnot-b4-noise-aware-{e}",
+                    lambda c=config, s=seed, e=e: human(c, 4, s, noise_aware_epochs=e),
+                )
             )
         if "searched" in args.methods:
             jobs.append(
