@@ -145,7 +145,7 @@ def scored(config, task, sc, genome: Genome) -> dict:
 def human(config, blocks: int, seed: int, train_shots: bool = False, noise_aware_epochs: int = 0) -> dict:
     """The papers' generator trained alone; with `train_shots`, on probabilities from 20 x 2^n shots;
     with `noise_aware_epochs`, then fine-tuned that many epochs through the device's noisy simulation
-    (parameter shift for the angles, backprop for the mapping; trajectories, batches of 256)."""
+    (parameter shift for the angles, backprop for the mapping; trajectories, batches of 64)."""
     human_config = config.model_copy(deep=True)
     human_config.space.name = "ry_cnot"
     human_config.space.max_blocks = max(blocks, 1)
@@ -164,7 +164,7 @@ def human(config, blocks: int, seed: int, train_shots: bool = False, noise_aware
                 "noise_aware": True,
                 "engine": "parameter_shift",
                 "epochs": noise_aware_epochs,
-                "batch_size": 256,
+                "batch_size": 64,
                 "warmup_epochs": 0,
             }
         )
@@ -217,7 +217,7 @@ def main() -> None:
     parser.add_argument(
         "--noise-aware-epochs",
         type=int,
-        default=3,
+        default=30,
         help="human_noise_aware: epochs of noise-aware fine-tuning after the noiseless training",
     )
     parser.add_argument(
