@@ -25,6 +25,7 @@ import pandas as pd
 from qiskit import QuantumCircuit
 
 from qnas.config import Config, load_config, validate_config
+from qnas.mitigation import ZNE_SCALES
 from qnas.results import RunDir
 
 _LIST_COLUMNS = ("layout", "arch", "final_layout")
@@ -222,7 +223,7 @@ class Run:
         progress: bool = True,
         mitigation: str = "none",
         decoupling: bool | None = None,
-        zne_scales: Sequence[int] = (1, 3),
+        zne_scales: Sequence[int] = ZNE_SCALES,
     ) -> dict[str, Any]:
         """Run the candidate's test set on `device` (default the run's) through IBM Runtime; resumable.
 

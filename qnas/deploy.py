@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from qiskit import QuantumCircuit
 from tqdm.auto import tqdm
 
 from qnas import mitigation as mitigation_module
@@ -61,9 +62,10 @@ def deploy(
 
     `mitigation` (qnas.mitigation) adds jobs to the same log: `readout` the M3
     calibration circuits, `zne` the test circuits again with their gates folded to each
-    noise scale of `zne_scales` above 1 (default 3 alone); `readout+zne` both. The summary then holds the metrics of every mitigation
-    the measured data allow (raw, readout, zne, readout+zne), each with its shot-noise
-    error, and the extra shots each cost.
+    noise scale of `zne_scales` above 1 (default 3 alone); `readout+zne` both. The
+    summary then holds the metrics of every mitigation the measured data allow (raw,
+    readout, zne, readout+zne), each with its shot-noise error, the extra shots each cost,
+    and the share of the signal each folded scale keeps.
 
     Classification: accuracy and loss on the test set (its first `limit` samples when
     given), `batch_size` samples per job, `shots` shots per sample. VQE: the energy from
@@ -88,11 +90,7 @@ def deploy(
     sub = sc.subcircuit(genome.arch)
     task = task.bind(sub)  # a task with a classical head reads the candidate's own
     search, seed = config.search, config.seed
-    candidate = placed(config, task, sub, target, layout)
-    # The very circuits the noisy score simulates: one placed ansatz, each basis appended after routing.
-    circuits = [
-        c.measured_device_circuit(target) for c in task.measurement_circuits(candidate, target).values()
-    ]
+    candidate, circuits = deployed_circuits(config, task, sub, target, layout)
     _check_local_relaxation(target, candidate)
     bases = task.measurement_bases()
     samples = task.samples(task.final_split, limit)
@@ -220,6 +218,20 @@ def placed(config: Config, task: Task, sub, target: Device, layout: tuple[int, .
         search.idle_noise,
         search.dynamical_decoupling,
     )
+
+
+def deployed_circuits(
+    config: Config, task: Task, sub, target: Device, layout: tuple[int, ...]
+) -> tuple[TranspiledCandidate, list[QuantumCircuit]]:
+    """The placed candidate and the circuits a deploy runs: one per measurement basis, measured on the device.
+
+    The very circuits the noisy score simulates: one placed ansatz, each basis appended after routing.
+    """
+    candidate = placed(config, task, sub, target, layout)
+    circuits = [
+        c.measured_device_circuit(target) for c in task.measurement_circuits(candidate, target).values()
+    ]
+    return candidate, circuits
 
 
 def _check_local_relaxation(target: Device, candidate: TranspiledCandidate) -> None:
@@ -476,26 +488,18 @@ def _probabilities(counts: list[dict[str, int]], n_qubits: int) -> np.ndarray:
     return probs
 
 
-def _resampled(probs: np.ndarray, shots: int, seed: int) -> np.ndarray:
-    """Return (_BOOTSTRAP, N, 2**n) frequencies of fresh multinomial draws of `shots` shots per row."""
+def _resampled(probs: np.ndarray, shots: int, seed: int, n_draws: int = _BOOTSTRAP) -> np.ndarray:
+    """Return (n_draws, N, 2**n) frequencies of fresh multinomial draws of `shots` shots per row."""
     rng = np.random.default_rng(seed)
-    draws = np.stack([rng.multinomial(shots, p / p.sum(), size=_BOOTSTRAP) for p in probs], axis=1)
+    draws = np.stack([rng.multinomial(shots, p / p.sum(), size=n_draws) for p in probs], axis=1)
     return draws / shots
 
 
 def _shot_variance(task: Task, probs_by_basis: dict[str, np.ndarray], shots: int, seed: int) -> float:
-    """One output's variance from shot noise alone: over fresh multinomial draws, averaged over outputs."""
-    rng = np.random.default_rng(seed)
-    draws = [
-        task.outputs_from_probabilities(
-            {
-                b: np.stack([rng.multinomial(shots, row / row.sum()) for row in p]) / shots
-                for b, p in probs_by_basis.items()
-            }
-        )
-        for _ in range(8)
-    ]
-    return float(np.var(np.stack(draws), axis=0, ddof=1).mean())
+    """One output's variance from shot noise alone: over 8 fresh multinomial draws, averaged over outputs."""
+    draws = {b: _resampled(p, shots, seed + i, 8) for i, (b, p) in enumerate(probs_by_basis.items())}
+    outputs = [task.outputs_from_probabilities({b: d[k] for b, d in draws.items()}) for k in range(8)]
+    return float(np.var(np.stack(outputs), axis=0, ddof=1).mean())
 
 
 def _measured_summary(

@@ -57,6 +57,8 @@ class Executor(Protocol):
 
     def loss(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor: ...
 
+    def loss_at(self, outputs: torch.Tensor, batch: Batch, theta: torch.Tensor) -> torch.Tensor: ...
+
     def __call__(self, thetas: torch.Tensor, batch: Batch) -> torch.Tensor: ...
 
 
@@ -110,9 +112,7 @@ class _TaskExecutor:
                 f"task {self.task.name} has a classical head ({len(self.sub.head)} weights): "
                 "set finetune.engine to backprop or parameter_shift"
             )
-        index = torch.as_tensor(self.sub.parameter_indices(), dtype=torch.long)
-        weights = self.sub.weights.detach().to(thetas.dtype).index_put((index,), thetas[0])
-        return self.task.bind(replace(self.sub, weights=weights)).loss_from_outputs(outputs, batch)
+        return self.loss_at(outputs, batch, thetas[0])[None]
 
 
 class NoiselessExecutor(_TaskExecutor):

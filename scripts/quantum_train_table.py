@@ -45,11 +45,11 @@ from qnas.devices import get_device
 from qnas.evaluate import build_supercircuit, simulation_of
 from qnas.evolution.genome import Genome
 from qnas.noise import noisy_probabilities
-from qnas.pipeline import load_candidate, noisy_executor_of, score_genome
+from qnas.pipeline import _finetuned, load_candidate, score_genome
 from qnas.results import RunDir
 from qnas.tasks import task_from_config
 from qnas.tasks.quantum_train import target_network
-from qnas.train import finetune, train
+from qnas.train import train
 from qnas.transpiled import transpile_candidate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,7 +142,14 @@ def scored(config, task, sc, genome: Genome) -> dict:
     }
 
 
-def human(config, blocks: int, seed: int, train_shots: bool = False, noise_aware_epochs: int = 0) -> dict:
+def human(
+    config,
+    blocks: int,
+    seed: int,
+    train_shots: bool = False,
+    noise_aware_epochs: int = 0,
+    out: Path | None = None,
+) -> dict:
     """The papers' generator trained alone; with `train_shots`, on probabilities from 20 x 2^n shots;
     with `noise_aware_epochs`, then fine-tuned that many epochs through the device's noisy simulation
     (parameter shift for the angles, backprop for the mapping; trajectories, batches of 64)."""
@@ -158,6 +165,7 @@ def human(config, blocks: int, seed: int, train_shots: bool = False, noise_aware
     ft = human_config.finetune
     train(sc, task, ft, lambda: genes, seed, progress=False)
     if noise_aware_epochs:
+        assert out is not None, "noise-aware rows checkpoint their fine-tuning under --out"
         noisy = human_config.model_copy(deep=True)
         noisy.finetune = ft.model_copy(
             update={
@@ -169,16 +177,8 @@ def human(config, blocks: int, seed: int, train_shots: bool = False, noise_aware
             }
         )
         noisy.search.noise_method = "trajectories"
-        sc, _ = finetune(
-            sc,
-            genes,
-            task,
-            noisy.finetune,
-            seed,
-            "parameter_shift",
-            noisy_executor_of(noisy, task, Genome((), genes)),
-            progress=False,
-        )
+        # The pipeline's own noise-aware fine-tuning, checkpointed per epoch under `out`.
+        sc = _finetuned(noisy, out / "finetuned", task, sc, Genome((), tuple(genes)), progress=False)
     # Scored as the others are: exact, with shots, noisy (the shot setting is the training's alone).
     return scored(human_config, dataclasses.replace(task, shots=None), sc, Genome((), genes))
 
@@ -249,7 +249,7 @@ def main() -> None:
             jobs.append(
                 (
                     f"human-ry_cnot-b4-noise-aware-{e}",
-                    lambda c=config, s=seed, e=e: human(c, 4, s, noise_aware_epochs=e),
+                    lambda c=config, s=seed, e=e: human(c, 4, s, noise_aware_epochs=e, out=args.out),
                 )
             )
         if "searched" in args.methods:

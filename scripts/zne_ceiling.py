@@ -20,8 +20,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -29,7 +27,7 @@ from qiskit_aer import AerSimulator  # noqa: E402
 from qiskit_aer.noise import NoiseModel  # noqa: E402
 
 from qnas import mitigation  # noqa: E402
-from qnas.deploy import _probabilities, placed  # noqa: E402
+from qnas.deploy import _probabilities, deployed_circuits  # noqa: E402
 from qnas.devices import get_device  # noqa: E402
 from qnas.evaluate import input_values  # noqa: E402
 from qnas.pipeline import load_candidate  # noqa: E402
@@ -47,10 +45,7 @@ def ceiling(cell: Path, scales: tuple[int, ...], shots: int) -> dict:
     target = get_device(config.device)
     sub = sc.subcircuit(genome.arch)
     task = task.bind(sub)
-    candidate = placed(config, task, sub, target, genome.layout)
-    circuits = [
-        c.measured_device_circuit(target) for c in task.measurement_circuits(candidate, target).values()
-    ]
+    _, circuits = deployed_circuits(config, task, sub, target, genome.layout)
     samples = task.samples(task.final_split, None)
     x = task.features(samples)
     row: dict = {"cell": cell.name, "n_samples": len(x), "shots": shots}
@@ -123,5 +118,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    np.set_printoptions(precision=4)
     main()

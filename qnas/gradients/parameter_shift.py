@@ -96,21 +96,17 @@ class ParameterShift(GradientEngine):
         outputs = executor.outputs(torch.stack(rows), batch).detach().to(torch.float64)
         cost = executor.n_executions - before
         at_theta = outputs[0].clone().requires_grad_(True)
-        head = bool(executor.sub.head)
-        theta_var = theta.clone().requires_grad_(head)
-        if head:
-            loss = executor.loss_at(at_theta[None], batch, theta_var)
-            d_loss, d_theta = torch.autograd.grad(loss, [at_theta, theta_var], allow_unused=True)
-            d_theta = torch.zeros_like(theta) if d_theta is None else d_theta
-        else:
-            loss = executor.loss(at_theta[None], batch)[0]
-            (d_loss,) = torch.autograd.grad(loss, at_theta)
+        n_head = len(executor.sub.head)
+        theta_var = theta.clone().requires_grad_(bool(n_head))
+        loss = executor.loss_at(at_theta[None], batch, theta_var)
+        d_loss, *d_head = torch.autograd.grad(
+            loss, [at_theta, theta_var][: 1 + bool(n_head)], allow_unused=True
+        )
         # d loss / d theta_j = sum_c coeff_c <d loss / d outputs, outputs(theta + s_c e_j)>
         per_row = (outputs[1:] * d_loss).reshape(len(owners), -1).sum(1)
         grad = torch.zeros(len(theta), dtype=torch.float64)
-        if head:
-            n_head = len(executor.sub.head)
-            grad[-n_head:] = d_theta[-n_head:].detach() * active[-n_head:]
+        if d_head and d_head[0] is not None:
+            grad[-n_head:] = d_head[0][-n_head:].detach() * active[-n_head:]
         grad.index_add_(
             0, torch.tensor(owners, dtype=torch.long), torch.tensor(coeffs, dtype=torch.float64) * per_row
         )

@@ -203,9 +203,18 @@ def _one_qubit_vectors(steps: list[Step], values: torch.Tensor) -> torch.Tensor:
     return vectors
 
 
-def _rotate_xy(x: torch.Tensor, y: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> None:
-    """In place: RZ(a) maps X to cos(a) X + sin(a) Y and Y to cos(a) Y - sin(a) X, so (c_X, c_Y) rotate by a."""
-    x_before = x.clone()
+def _rotate_xy(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    scratch: torch.Tensor | None = None,
+) -> None:
+    """In place: RZ(a) maps X to cos(a) X + sin(a) Y and Y to cos(a) Y - sin(a) X, so (c_X, c_Y) rotate by a.
+
+    `scratch` (x's shape) holds x's old values; without one a copy is allocated.
+    """
+    x_before = x.clone() if scratch is None else scratch.copy_(x)
     x.mul_(cos).addcmul_(y, sin, value=-1.0)
     y.mul_(cos).addcmul_(x_before, sin)
 
@@ -288,7 +297,8 @@ class _PauliVectors:
         shape = [self.shape[0]] + [1] * (self.n - 1)
         cos, sin = (t.reshape(shape) for t in _rotation(step, values))
         axis = 1 + self.order.index(q)
-        _rotate_xy(self.data.select(axis, 1), self.data.select(axis, 2), cos, sin)
+        # The spare buffer is free between channels: a quarter of it holds c_X's old values.
+        _rotate_xy(self.data.select(axis, 1), self.data.select(axis, 2), cos, sin, self.spare.select(axis, 1))
 
     def probabilities(self) -> torch.Tensor:
         """(N, 2, ..., 2) outcome probabilities, qubit 0 last: p(x) = sum over I/Z strings of c_S (-1)^(x.S) / 2^n."""
