@@ -223,7 +223,7 @@ class Run:
         progress: bool = True,
         mitigation: str = "none",
         decoupling: bool | None = None,
-        zne_scales: Sequence[int] = ZNE_SCALES,
+        zne_scales: Sequence[float] = ZNE_SCALES,
     ) -> dict[str, Any]:
         """Run the candidate's test set on `device` (default the run's) through IBM Runtime; resumable.
 

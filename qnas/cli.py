@@ -113,10 +113,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     deploy.add_argument(
         "--zne-scales",
-        type=int,
+        type=float,
         nargs="+",
         metavar="SCALE",
-        help="the noise scales ZNE folds to and extrapolates from (odd, from 1; default 1 3); with "
+        help="the noise scales ZNE folds to and extrapolates from (from 1; default 1 3; between odd "
+        "scales the circuit's last gates are folded too, e.g. 1 1.5 2 for a deep circuit); with "
         "--primitive estimator, the runtime's noise factors",
     )
     deploy.add_argument(

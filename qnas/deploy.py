@@ -56,13 +56,14 @@ def deploy(
     on_batch: Callable[[dict[str, Any]], None] | None = None,
     mitigation: str = "none",
     decoupling: bool | None = None,
-    zne_scales: Sequence[int] = mitigation_module.ZNE_SCALES,
+    zne_scales: Sequence[float] = mitigation_module.ZNE_SCALES,
 ) -> dict[str, Any]:
     """Return the deploy summary: the measured metric beside the noisy simulation's prediction.
 
     `mitigation` (qnas.mitigation) adds jobs to the same log: `readout` the M3
     calibration circuits, `zne` the test circuits again with their gates folded to each
-    noise scale of `zne_scales` above 1 (default 3 alone); `readout+zne` both. The
+    noise scale of `zne_scales` above 1 (default 3 alone; between odd scales the tail
+    is folded too, mitigation.fold); `readout+zne` both. The
     summary then holds the metrics of every mitigation the measured data allow (raw,
     readout, zne, readout+zne), each with its shot-noise error, the extra shots each cost,
     and the share of the signal each folded scale keeps.
@@ -115,9 +116,17 @@ def deploy(
     n_circuits = len(x)
     n_measured = len(batches)
     scales = zne_scales if "zne" in mitigation else (1,)
+    # Every circuit of a deploy holds the same two-qubit gates (the bases differ in 1-qubit
+    # rotations only), so one circuit tells the scales the folds realize.
+    realized = {s: mitigation_module.realized_scale(circuits[0], s) for s in scales}
+    if len(set(realized.values())) < len(scales):
+        raise ValueError(
+            f"ZNE noise scales {list(scales)} fold this circuit's gates to scales "
+            f"{list(realized.values())}, some the same; choose scales further apart"
+        )
     for scale in scales[1:]:
         # The same PUBs, each circuit folded: the parameter rows stay what they were.
-        folded = {id(c): mitigation_module.fold(c, scale, target) for c in circuits}
+        folded = {id(c): mitigation_module.fold(c, scale, target, seed) for c in circuits}
         batches += [
             _Batch([(folded[id(pub[0])], *pub[1:]) for pub in b.pubs], b.samples, scale)
             for b in batches[:n_measured]
@@ -154,7 +163,7 @@ def deploy(
     jobs = JobLog(folder / "jobs.jsonl")
     counts = _run_batches(target, jobs, batches, shots, seed, progress, on_batch)
 
-    def probabilities_at(scale: int) -> dict[str, np.ndarray]:
+    def probabilities_at(scale: float) -> dict[str, np.ndarray]:
         these = [c for c, b in zip(counts, batches, strict=True) if b.scale == scale]
         return {
             basis: np.concatenate([_probabilities(batch[i], task.n_wires) for batch in these])
@@ -168,7 +177,7 @@ def deploy(
         if "readout" in mitigation:
             (cal_counts,) = [c for c, b in zip(counts, batches, strict=True) if b.scale == 0]
             matrices = mitigation_module.readout_matrices([pub[0] for pub in cal_counts], task.n_wires)
-        by_scale = {scale: probabilities_at(scale) for scale in scales}
+        by_scale = {realized[scale]: probabilities_at(scale) for scale in scales}
         result["mitigated"] = _mitigated_summary(task, by_scale, matrices, samples, shots, seed)
         test_shots = shots * len(bases) * n_circuits
         result["shots"] = {
@@ -178,11 +187,13 @@ def deploy(
         }
         if "zne" in mitigation:
             result["zne_scales"] = list(scales)
+            if list(realized.values()) != list(scales):
+                result["zne_scales_realized"] = list(realized.values())
             uniform = {b: np.full((1, 2**task.n_wires), 2.0**-task.n_wires) for b in bases}
             kept = mitigation_module.signal_kept(
-                {s: task.outputs_from_probabilities(by_scale[s]) for s in scales},
+                {s: task.outputs_from_probabilities(by_scale[realized[s]]) for s in scales},
                 task.outputs_from_probabilities(uniform),
-                {s: _shot_variance(task, by_scale[s], shots, seed) for s in scales},
+                {s: _shot_variance(task, by_scale[realized[s]], shots, seed) for s in scales},
             )
             result["zne_signal_kept"] = {str(s): kept[s] for s in scales[1:]}
 
@@ -309,13 +320,13 @@ def _check_plan(folder: Path, plan: dict[str, Any]) -> None:
 class _Batch:
     """The PUBs of one job, the test samples (start, stop) they hold, if any, and their noise scale.
 
-    Scale 1 is the circuit as scored, an odd scale > 1 its folded copy (zero-noise
+    Scale 1 is the circuit as scored, a scale > 1 its folded copy (zero-noise
     extrapolation), 0 the readout calibration circuits.
     """
 
     pubs: list[tuple]
     samples: list[int] | None = None
-    scale: int = 1
+    scale: float = 1
 
     @property
     def about(self) -> dict[str, Any]:
@@ -534,7 +545,7 @@ def _measured_summary(
 
 def _mitigated_summary(
     task: Task,
-    by_scale: dict[int, dict[str, np.ndarray]],
+    by_scale: dict[float, dict[str, np.ndarray]],
     matrices: list[np.ndarray] | None,
     samples: Samples,
     shots: int,
@@ -547,7 +558,7 @@ def _mitigated_summary(
     anew: fewer resamples than the raw error's, since M3 runs once per distribution.
     """
 
-    def mitigated(probs: dict[int, dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
+    def mitigated(probs: dict[float, dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
         out: dict[str, dict[str, np.ndarray]] = {}
         readout = None
         if matrices is not None:

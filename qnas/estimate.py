@@ -44,7 +44,7 @@ def observable_on_device(
     return SparsePauliOp.from_sparse_list(terms, num_qubits=n_qubits).simplify()
 
 
-def resilience_options(mitigation: str, zne_scales: Sequence[int] | None = None) -> dict[str, Any]:
+def resilience_options(mitigation: str, zne_scales: Sequence[float] | None = None) -> dict[str, Any]:
     """The Estimator options of a `--mitigation` choice: level 0 plus the runtime's TREX and/or ZNE.
 
     `zne_scales` become the runtime's ZNE noise factors (None: its defaults); through two
@@ -74,7 +74,7 @@ def estimate(
     device: str,
     shots: int = 4000,
     mitigation: str = "none",
-    zne_scales: Sequence[int] | None = None,
+    zne_scales: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Return the deploy summary of a VQE candidate's energy measured by the runtime's Estimator.
 

@@ -30,7 +30,7 @@ from qnas.results import RunDir  # noqa: E402
 KINDS = ("raw", "readout", "zne", "readout+zne")
 
 
-def measure(cell: Path, device: str, shots: int, zne_scales: tuple[int, ...] = ZNE_SCALES) -> dict:
+def measure(cell: Path, device: str, shots: int, zne_scales: tuple[float, ...] = ZNE_SCALES) -> dict:
     best = json.loads((cell / "best.json").read_text())
     summary = deploy(
         cell, "best", device, shots=shots, progress=False, mitigation="readout+zne", zne_scales=zne_scales
@@ -56,7 +56,7 @@ def measure(cell: Path, device: str, shots: int, zne_scales: tuple[int, ...] = Z
     return row
 
 
-def measure_estimator(cell: Path, device: str, shots: int, zne_scales: tuple[int, ...] | None = None) -> dict:
+def measure_estimator(cell: Path, device: str, shots: int, zne_scales: tuple[float, ...] | None = None) -> dict:
     """The same four through the runtime's Estimator (VQE): its TREX and gate-folding ZNE, one job each."""
     best = json.loads((cell / "best.json").read_text())
     row = {
@@ -114,7 +114,7 @@ def main() -> None:
         default="sampler",
         help="estimator (VQE): the runtime's Estimator does the mitigation (TREX, ZNE)",
     )
-    parser.add_argument("--zne-scales", type=int, nargs="+", help="ZNE noise scales (default 1 3)")
+    parser.add_argument("--zne-scales", type=float, nargs="+", help="ZNE noise scales (default 1 3)")
     args = parser.parse_args()
     scales = check_scales(args.zne_scales) if args.zne_scales else None
     suffix = ("" if args.primitive == "sampler" else "-estimator") + (

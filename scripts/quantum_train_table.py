@@ -184,14 +184,24 @@ def human(
 
 
 def searched(
-    config_path: Path, task_name: str, seed: int, out: Path, workers: int, refit_epochs: int = 0
+    config_path: Path,
+    task_name: str,
+    seed: int,
+    out: Path,
+    workers: int,
+    refit_epochs: int = 0,
+    mapping_hidden: list[int] | None = None,
 ) -> dict:
     """The generator a search chose; with `refit_epochs`, candidates ranked after a mapping-only re-fit."""
     prefix = f"{task_name}-" if task_name != "qt_digits10" else ""
+    if mapping_hidden:
+        prefix += "map" + "x".join(map(str, mapping_hidden)) + "-"
     run_dir = out / (prefix + (f"search-refit{refit_epochs}-s{seed}" if refit_epochs else f"search-s{seed}"))
     cmd = [sys.executable, "-m", "qnas.cli", "search", "--config", str(config_path), "--out", str(run_dir)]
     cmd += ["--quiet", "--workers", str(workers), "--set", f"seed={seed}", "--set", f"task.name={task_name}"]
     cmd += ["--set", f"search.head_refit_epochs={refit_epochs}"]
+    if mapping_hidden:
+        cmd += ["--set", f"task.mapping_hidden={list(mapping_hidden)}"]
     subprocess.run(cmd, check=True)
     config, task, sc, genome = load_candidate(RunDir(run_dir), "best")
     best = json.loads((run_dir / "best.json").read_text())
@@ -226,10 +236,22 @@ def main() -> None:
         default=3,
         help="searched_refit: the search's search.head_refit_epochs (mapping-only re-fit before each score)",
     )
+    parser.add_argument(
+        "--mapping-hidden",
+        type=int,
+        nargs="+",
+        metavar="WIDTH",
+        help="the mapping model's hidden layer widths instead of the config's (rows named -mapW-W)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
-    base = load_config(args.config, [f"task.name={args.task}"] if args.task else [])
+    overrides = [f"task.name={args.task}"] if args.task else []
+    if args.mapping_hidden:
+        overrides.append(f"task.mapping_hidden={list(args.mapping_hidden)}")
+    base = load_config(args.config, overrides)
     task_name = base.task.name
+    # Rows of another mapping model than the config's are named by it.
+    mapping = "" if not args.mapping_hidden else "-map" + "x".join(map(str, args.mapping_hidden))
     cells = done(CELLS)
     for seed in args.seeds:
         config = base.model_copy(deep=True)
@@ -254,15 +276,26 @@ def main() -> None:
             )
         if "searched" in args.methods:
             jobs.append(
-                ("searched", lambda s=seed: searched(args.config, task_name, s, args.out, args.workers))
+                (
+                    "searched",
+                    lambda s=seed: searched(
+                        args.config, task_name, s, args.out, args.workers, 0, args.mapping_hidden
+                    ),
+                )
             )
         if "searched_refit" in args.methods:
             name = f"searched-refit{args.head_refit_epochs}"
             refit = args.head_refit_epochs
             jobs.append(
-                (name, lambda s=seed, r=refit: searched(args.config, task_name, s, args.out, args.workers, r))
+                (
+                    name,
+                    lambda s=seed, r=refit: searched(
+                        args.config, task_name, s, args.out, args.workers, r, args.mapping_hidden
+                    ),
+                )
             )
         for method, job in jobs:
+            method += mapping
             if (task_name, method, seed) in cells:
                 continue
             t0 = time.perf_counter()

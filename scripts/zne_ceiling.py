@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,10 +34,10 @@ from qnas.evaluate import input_values  # noqa: E402
 from qnas.pipeline import load_candidate  # noqa: E402
 from qnas.results import RunDir  # noqa: E402
 
-EXTRAPOLATIONS = ((1, 3), (1, 5), (1, 3, 5), (1, 3, 5, 7))
+EXTRAPOLATIONS = ("1,3", "1,5", "1,3,5", "1,3,5,7")
 
 
-def ceiling(cell: Path, scales: tuple[int, ...], shots: int) -> dict:
+def ceiling(cell: Path, scales: tuple[float, ...], shots: int, extrapolations: Sequence[str]) -> dict:
     config, task, sc, genome = load_candidate(RunDir(cell), "best")
     if task.kind != "classification":
         raise ValueError(
@@ -56,7 +57,7 @@ def ceiling(cell: Path, scales: tuple[int, ...], shots: int) -> dict:
         for scale in scales:
             probs = []
             for circuit in circuits:
-                folded = mitigation.fold(circuit, scale, target)
+                folded = mitigation.fold(circuit, scale, target, config.seed)
                 values = input_values(folded, x)
                 binds = [{p: values[:, j] for j, p in enumerate(folded.parameters)}]
                 result = simulator.run(folded, parameter_binds=binds, shots=shots).result()
@@ -65,12 +66,17 @@ def ceiling(cell: Path, scales: tuple[int, ...], shots: int) -> dict:
         accuracy = {
             f"scale {s}": task.metrics_from_probabilities(by_scale[s], samples)["accuracy"] for s in scales
         }
-        for chosen in EXTRAPOLATIONS:
+        # Each scale extrapolates at the scale its fold realizes (a whole two-qubit gate).
+        realized = {s: mitigation.realized_scale(circuits[0], s) for s in scales}
+        row["realized_scales"] = {str(s): realized[s] for s in scales}
+        for name in extrapolations:
+            chosen = mitigation.check_scales([float(v) for v in name.split(",")])
             if set(chosen) <= set(scales):
                 extrapolated = {
-                    b: mitigation.extrapolate({s: by_scale[s][b] for s in chosen}) for b in by_scale[1]
+                    b: mitigation.extrapolate({realized[s]: by_scale[s][b] for s in chosen})
+                    for b in by_scale[1]
                 }
-                name = "zne " + ",".join(map(str, chosen))
+                name = "zne " + name
                 accuracy[name] = task.metrics_from_probabilities(extrapolated, samples)["accuracy"]
         row["readout" if readout else "no readout"] = accuracy
     best = json.loads((cell / "best.json").read_text())
@@ -99,7 +105,14 @@ def report(rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", type=Path, nargs="+", required=True, help="run folders of classifiers")
-    parser.add_argument("--scales", type=int, nargs="+", default=[1, 3, 5, 7])
+    parser.add_argument("--scales", type=float, nargs="+", default=[1, 3, 5, 7])
+    parser.add_argument(
+        "--extrapolations",
+        nargs="+",
+        default=list(EXTRAPOLATIONS),
+        metavar="S,S,...",
+        help="the sets of scales to extrapolate from, each comma-separated (default: %(default)s)",
+    )
     parser.add_argument("--shots", type=int, default=100_000)
     parser.add_argument("--out", type=Path, required=True, help="JSON lines, one per cell")
     args = parser.parse_args()
@@ -108,7 +121,7 @@ def main() -> None:
     for cell in args.cells:
         if any(r["cell"] == cell.name for r in rows):
             continue
-        row = ceiling(cell, scales, args.shots)
+        row = ceiling(cell, scales, args.shots, args.extrapolations)
         rows.append(row)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with args.out.open("a") as f:

@@ -96,7 +96,7 @@ def test_the_signal_a_folded_circuit_keeps_is_its_spread_across_samples_or_its_d
     assert mitigation.signal_kept({1: first, 3: noise}, np.zeros(4))[3] > 0.05
 
 
-@pytest.mark.parametrize("scales", [[1], [3, 5], [1, 2], [1, 3, 3], [0, 1, 3], [-1, 1]])
+@pytest.mark.parametrize("scales", [[1], [3, 5], [1, 0.5], [1, 3, 3], [0, 1, 3], [-1, 1], [1, 1.0]])
 def test_bad_zne_scales_are_refused_naming_them(scales):
     with pytest.raises(ValueError, match=re.escape(str(scales))):
         mitigation.check_scales(scales)
@@ -130,9 +130,16 @@ def test_a_folded_circuit_does_what_it_did_with_three_times_the_gates():
         return Statevector(kept).probabilities()
 
     assert ideal(folded) == pytest.approx(ideal(measured), abs=1e-9)
-    with pytest.raises(ValueError, match="odd integer"):
-        mitigation.fold(measured, 2, device)
     assert isinstance(folded.cregs[0], ClassicalRegister) and folded.cregs[0].name == MEASURED
+    # Between odd scales the last gates fold too (the old fold refused any even scale):
+    # scale 2 adds as many two-qubit gates as the circuit holds, 1.5 half of them.
+    n = two_qubit(counts)
+    for scale, realized in ((2, 2), (1.5, 1 + 2 * round(n / 4) / n), (5, 5)):
+        partly = mitigation.fold(measured, scale, device)
+        assert two_qubit(partly.count_ops()) == round(realized * n)
+        assert mitigation.realized_scale(measured, scale) == pytest.approx(realized)
+        assert ideal(partly) == pytest.approx(ideal(measured), abs=1e-9)
+    assert mitigation.check_scales([1, 2.0, 1.5]) == (1, 1.5, 2)
 
 
 @pytest.fixture(scope="module")
@@ -207,9 +214,13 @@ def test_zne_from_three_noise_scales_runs_two_folded_copies_in_a_deploy_of_its_o
     assert main([*argv, "--mitigation", "zne", "--zne-scales", "1", "3", "5"]) == 0
     out = capsys.readouterr().out
     assert "ZNE from noise scales 1, 3, 5" in out and "of the signal at scale 1" in out
-    assert main([*argv, "--mitigation", "zne", "--zne-scales", "1", "2"]) == 2
+    assert main([*argv, "--mitigation", "zne", "--zne-scales", "1", "0.5"]) == 2
     err = capsys.readouterr().err
-    assert "[1, 2]" in err and "odd integers" in err and "Traceback" not in err
+    assert "[1.0, 0.5]" in err and "starting at 1" in err and "Traceback" not in err
+    # Scales closer than one two-qubit gate fold to the same circuit: refused before any job.
+    assert main([*argv, "--mitigation", "zne", "--zne-scales", "1", "1.01"]) == 2
+    err = capsys.readouterr().err
+    assert "[1, 1.01]" in err and "further apart" in err and "Traceback" not in err
 
 
 def test_a_mitigated_deploy_killed_resumes_without_resubmitting_a_finished_job(run_dir, tmp_path):
