@@ -652,7 +652,7 @@ def summary_text(summary: dict[str, Any]) -> str:
             if min(kept.values()) < 0.1:
                 lines.append(
                     "  below 10% the folded outputs are near the fully mixed state's: the extrapolation "
-                    "has little to follow (fewer or lower scales, or readout mitigation alone)"
+                    "has little to follow (scales closer to 1, e.g. --zne-scales 1 2, or readout mitigation alone)"
                 )
     if "exact_energy" in summary["measured"]:
         lines.append(f"exact ground energy: {summary['measured']['exact_energy']:.4f}")

@@ -56,7 +56,9 @@ def measure(cell: Path, device: str, shots: int, zne_scales: tuple[float, ...] =
     return row
 
 
-def measure_estimator(cell: Path, device: str, shots: int, zne_scales: tuple[float, ...] | None = None) -> dict:
+def measure_estimator(
+    cell: Path, device: str, shots: int, zne_scales: tuple[float, ...] | None = None
+) -> dict:
     """The same four through the runtime's Estimator (VQE): its TREX and gate-folding ZNE, one job each."""
     best = json.loads((cell / "best.json").read_text())
     row = {
@@ -117,8 +119,11 @@ def main() -> None:
     parser.add_argument("--zne-scales", type=float, nargs="+", help="ZNE noise scales (default 1 3)")
     args = parser.parse_args()
     scales = check_scales(args.zne_scales) if args.zne_scales else None
-    suffix = ("" if args.primitive == "sampler" else "-estimator") + (
-        f"-scales{'-'.join(map(str, scales))}" if scales else ""
+    # Rows measured otherwise (scales, shots) go to files of their own, never mistaken for done.
+    suffix = (
+        ("" if args.primitive == "sampler" else "-estimator")
+        + (f"-scales{'-'.join(map(str, scales))}" if scales else "")
+        + (f"-shots{args.shots}" if args.shots != 4000 else "")
     )
     lines = args.out / f"{args.cells.parent.name}{suffix}.jsonl"
     rows = [json.loads(line) for line in lines.read_text().splitlines()] if lines.exists() else []
