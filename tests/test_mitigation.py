@@ -210,6 +210,11 @@ def test_zne_from_three_noise_scales_runs_two_folded_copies_in_a_deploy_of_its_o
     assert Path(default["jobs"]).parent.name == "fake_quito-best-zne"
     # Same raw counts (same seeds).
     assert three["measured"] == default["measured"]
+    # A scale between odd ones: one folded copy with twice the two-qubit gates, its own folder.
+    two = deploy(run_dir, "best", "fake_quito", zne_scales=(1, 2), **settings)
+    assert two["zne_scales"] == [1, 2] and set(two["zne_signal_kept"]) == {"2"}
+    assert Path(two["jobs"]).parent.name == "fake_quito-best-zne-scales1-2"
+    assert two["measured"] == default["measured"] and two["mitigated"]["zne"] != default["mitigated"]["zne"]
     argv = ["deploy", str(run_dir), "--device", "fake_quito", "--shots", "500", "--limit", "16", "--quiet"]
     assert main([*argv, "--mitigation", "zne", "--zne-scales", "1", "3", "5"]) == 0
     out = capsys.readouterr().out
