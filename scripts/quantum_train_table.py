@@ -12,7 +12,9 @@ Rows, per seed (each a cell of a JSON-lines file, so an interrupted build resume
   angles, backprop for the mapping model, trajectories);
 - `searched-refitN` (method `searched_refit`): the search again, each candidate scored after its
   mapping model alone is re-fitted N epochs (`search.head_refit_epochs`, `--head-refit-epochs`).
-`--task qt_digits10_mlp` builds the rows for the MLP target (64 -> 32 -> 10, 2410 weights, 12 qubits).
+`--task qt_digits10_mlp` builds the rows for the MLP target (64 -> 32 -> 10, 2410 weights, 12 qubits);
+`--mapping-hidden 12 12` another mapping model than the config's, `--set KEY=VALUE` any other
+override (rows named by both, e.g. `human-ry_cnot-b8-map12x12`).
 Every Quantum-Train row is scored four ways on the test set: exact probabilities,
 probabilities from 20 x 2^n shots (seeded), the device's noise model (exact density
 matrix on the config's device, qiskit's layout for the human generators), and the noise
@@ -34,6 +36,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -190,18 +193,19 @@ def searched(
     out: Path,
     workers: int,
     refit_epochs: int = 0,
-    mapping_hidden: list[int] | None = None,
+    sets: Sequence[str] = (),
+    tag: str = "",
 ) -> dict:
-    """The generator a search chose; with `refit_epochs`, candidates ranked after a mapping-only re-fit."""
-    prefix = f"{task_name}-" if task_name != "qt_digits10" else ""
-    if mapping_hidden:
-        prefix += "map" + "x".join(map(str, mapping_hidden)) + "-"
+    """The generator a search chose; with `refit_epochs`, candidates ranked after a mapping-only re-fit.
+
+    `sets`: config overrides beyond the task's name (its run folder is named by `tag`)."""
+    prefix = (f"{task_name}-" if task_name != "qt_digits10" else "") + (f"{tag[1:]}-" if tag else "")
     run_dir = out / (prefix + (f"search-refit{refit_epochs}-s{seed}" if refit_epochs else f"search-s{seed}"))
     cmd = [sys.executable, "-m", "qnas.cli", "search", "--config", str(config_path), "--out", str(run_dir)]
     cmd += ["--quiet", "--workers", str(workers), "--set", f"seed={seed}", "--set", f"task.name={task_name}"]
     cmd += ["--set", f"search.head_refit_epochs={refit_epochs}"]
-    if mapping_hidden:
-        cmd += ["--set", f"task.mapping_hidden={list(mapping_hidden)}"]
+    for kv in sets:
+        cmd += ["--set", kv]
     subprocess.run(cmd, check=True)
     config, task, sc, genome = load_candidate(RunDir(run_dir), "best")
     best = json.loads((run_dir / "best.json").read_text())
@@ -241,17 +245,27 @@ def main() -> None:
         type=int,
         nargs="+",
         metavar="WIDTH",
-        help="the mapping model's hidden layer widths instead of the config's (rows named -mapW-W)",
+        help="the mapping model's hidden layer widths instead of the config's (rows named -mapWxW)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config override for every row (e.g. space.max_blocks=2), rows named by it",
     )
     args = parser.parse_args()
     torch.set_num_threads(1)
     overrides = [f"task.name={args.task}"] if args.task else []
+    sets = list(args.set)
     if args.mapping_hidden:
-        overrides.append(f"task.mapping_hidden={list(args.mapping_hidden)}")
-    base = load_config(args.config, overrides)
+        sets.insert(0, f"task.mapping_hidden={list(args.mapping_hidden)}")
+    base = load_config(args.config, overrides + sets)
     task_name = base.task.name
-    # Rows of another mapping model than the config's are named by it.
-    mapping = "" if not args.mapping_hidden else "-map" + "x".join(map(str, args.mapping_hidden))
+    # Rows of another mapping model or config than the config's are named by it.
+    tag = ("" if not args.mapping_hidden else "-map" + "x".join(map(str, args.mapping_hidden))) + "".join(
+        f"-{kv}" for kv in args.set
+    )
     cells = done(CELLS)
     for seed in args.seeds:
         config = base.model_copy(deep=True)
@@ -278,9 +292,7 @@ def main() -> None:
             jobs.append(
                 (
                     "searched",
-                    lambda s=seed: searched(
-                        args.config, task_name, s, args.out, args.workers, 0, args.mapping_hidden
-                    ),
+                    lambda s=seed: searched(args.config, task_name, s, args.out, args.workers, 0, sets, tag),
                 )
             )
         if "searched_refit" in args.methods:
@@ -290,12 +302,12 @@ def main() -> None:
                 (
                     name,
                     lambda s=seed, r=refit: searched(
-                        args.config, task_name, s, args.out, args.workers, r, args.mapping_hidden
+                        args.config, task_name, s, args.out, args.workers, r, sets, tag
                     ),
                 )
             )
         for method, job in jobs:
-            method += mapping
+            method += tag
             if (task_name, method, seed) in cells:
                 continue
             t0 = time.perf_counter()
