@@ -116,8 +116,8 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         nargs="+",
         metavar="SCALE",
-        help="the noise scales ZNE folds to and extrapolates from (from 1; default 1 3; between odd "
-        "scales the circuit's last gates are folded too, e.g. 1 1.5 2 for a deep circuit); with "
+        help="the noise scales ZNE folds to and extrapolates from (from 1; default 1 3; a scale between odd "
+        "ones folds that share of the two-qubit gates one by one, e.g. 1 2 for a deep circuit); with "
         "--primitive estimator, the runtime's noise factors",
     )
     deploy.add_argument(

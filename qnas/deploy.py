@@ -62,8 +62,8 @@ def deploy(
 
     `mitigation` (qnas.mitigation) adds jobs to the same log: `readout` the M3
     calibration circuits, `zne` the test circuits again with their gates folded to each
-    noise scale of `zne_scales` above 1 (default 3 alone; between odd scales the tail
-    is folded too, mitigation.fold); `readout+zne` both. The
+    noise scale of `zne_scales` above 1 (default 3 alone; a scale between odd ones folds
+    that share of the two-qubit gates one by one, mitigation.fold); `readout+zne` both. The
     summary then holds the metrics of every mitigation the measured data allow (raw,
     readout, zne, readout+zne), each with its shot-noise error, the extra shots each cost,
     and the share of the signal each folded scale keeps.

@@ -16,9 +16,9 @@
   at random with a seed: Giurgica-Tiron et al.'s random local folding, which spreads the
   added noise over the circuit. (Folding the circuit's last gates instead, their partial
   global folding, skews the noise toward the end: on a 36-CX classifier the line through
-  scales 1 and 1.22 lost 12 points where the unfolded circuit stood; scripts/zne_ceiling.py.) Probabilities enter every task metric
-  linearly (<Z> per qubit, a Hamiltonian's energy), so extrapolating them extrapolates the
-  classifier's margins and the VQE energy. qnas folds circuits itself rather than depend
+  scales 1 and 1.22 lost 12 points where the unfolded circuit stood; docs/results.md.)
+  Probabilities enter every task metric linearly (<Z> per qubit, a Hamiltonian's
+  energy), so extrapolating them extrapolates the classifier's margins and the VQE energy. qnas folds circuits itself rather than depend
   on mitiq: mitiq 1.1 pins numpy and pandas below the releases qnas runs on.
 """
 
@@ -124,7 +124,7 @@ def _folds(n: int, scale: float) -> tuple[int, int]:
     """Return (whole folds, counted gates folded once more) for `scale` times `n` counted gates."""
     whole = int((scale - 1) // 2)
     part = round((scale - 1 - 2 * whole) / 2 * n)
-    return (whole + 1, 0) if part == n else (whole, part)  # rounded up to a whole fold
+    return (whole + 1, 0) if n and part == n else (whole, part)  # rounded up to a whole fold
 
 
 def realized_scale(circuit: QuantumCircuit, scale: float) -> float:
