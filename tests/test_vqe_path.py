@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from qnas.cli import main
@@ -104,3 +105,6 @@ def test_an_estimator_deploy_extrapolates_towards_the_noiseless_energy_and_resum
     line = estimate(vqe_run, "best", "fake_quito", shots=4000, mitigation="zne", zne_scales=(1, 3))
     assert len(line["energy_noise_factors"]) == 2 and line["zne_scales"] == [1, 3]
     assert Path(line["jobs"]).parent.name.endswith("-estimator-zne-scales1-3")
+    # A factor between odd ones goes to the runtime as it is (its gate folding picks the gates).
+    half = estimate(vqe_run, "best", "fake_quito", shots=4000, mitigation="zne", zne_scales=(1, 2))
+    assert half["zne_scales"] == [1, 2] and np.isfinite(half["measured"]["energy"])
