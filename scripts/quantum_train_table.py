@@ -262,10 +262,12 @@ def main() -> None:
         sets.insert(0, f"task.mapping_hidden={list(args.mapping_hidden)}")
     base = load_config(args.config, overrides + sets)
     task_name = base.task.name
-    # Rows of another mapping model or config than the config's are named by it.
-    tag = ("" if not args.mapping_hidden else "-map" + "x".join(map(str, args.mapping_hidden))) + "".join(
-        f"-{kv}" for kv in args.set
-    )
+    # Rows of another mapping model or config than the config's are named by what they use of
+    # it: the classical network no mapping model, the human generators not the design space.
+    mapping = "" if not args.mapping_hidden else "-map" + "x".join(map(str, args.mapping_hidden))
+    tag = mapping + "".join(f"-{kv}" for kv in args.set)
+    others = "".join(f"-{kv}" for kv in args.set if not kv.startswith("space."))
+    tags = {"classical": others, "human": mapping + others}
     cells = done(CELLS)
     for seed in args.seeds:
         config = base.model_copy(deep=True)
@@ -307,7 +309,7 @@ def main() -> None:
                 )
             )
         for method, job in jobs:
-            method += tag
+            method += tags.get(method.split("-")[0], tag)
             if (task_name, method, seed) in cells:
                 continue
             t0 = time.perf_counter()
