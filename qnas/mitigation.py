@@ -18,8 +18,9 @@
   global folding, skews the noise toward the end: on a 36-CX classifier the line through
   scales 1 and 1.22 lost 12 points where the unfolded circuit stood; docs/results.md.)
   Probabilities enter every task metric linearly (<Z> per qubit, a Hamiltonian's
-  energy), so extrapolating them extrapolates the classifier's margins and the VQE energy. qnas folds circuits itself rather than depend
-  on mitiq: mitiq 1.1 pins numpy and pandas below the releases qnas runs on.
+  energy), so extrapolating them extrapolates the classifier's margins and the VQE energy.
+  qnas folds circuits itself rather than depend on mitiq: mitiq 1.1 pins numpy and pandas
+  below the releases qnas runs on.
 """
 
 from __future__ import annotations
@@ -195,8 +196,10 @@ def extrapolate(by_scale: dict[float, np.ndarray]) -> np.ndarray:
 
 
 def signal_kept(
-    outputs_by_scale: dict[int, np.ndarray], mixed: np.ndarray, shot_variance: dict[int, float] | None = None
-) -> dict[int, float]:
+    outputs_by_scale: dict[float, np.ndarray],
+    mixed: np.ndarray,
+    shot_variance: dict[float, float] | None = None,
+) -> dict[float, float]:
     """Return the share of scale 1's signal the outputs keep at each noise scale, shot noise taken out.
 
     ZNE follows the signal's decay from scale 1 up; where a folded circuit's outputs have
@@ -210,7 +213,7 @@ def signal_kept(
     """
     noise = shot_variance or {}
 
-    def signal(scale: int) -> float:
+    def signal(scale: float) -> float:
         outputs = np.asarray(outputs_by_scale[scale], dtype=float)
         var = noise.get(scale, 0.0)
         if len(outputs) > 1:

@@ -50,6 +50,9 @@ def ceiling(cell: Path, scales: tuple[float, ...], shots: int, extrapolations: S
     samples = task.samples(task.final_split, None)
     x = task.features(samples)
     row: dict = {"cell": cell.name, "n_samples": len(x), "shots": shots}
+    # Each scale extrapolates at the scale its fold realizes (a whole two-qubit gate).
+    realized = {s: mitigation.realized_scale(circuits[0], s) for s in scales}
+    row["realized_scales"] = {str(s): realized[s] for s in scales}
     for readout in (True, False):
         model = NoiseModel.from_backend(target.backend, readout_error=readout)
         simulator = AerSimulator(method="density_matrix", noise_model=model, seed_simulator=config.seed + 1)
@@ -66,9 +69,6 @@ def ceiling(cell: Path, scales: tuple[float, ...], shots: int, extrapolations: S
         accuracy = {
             f"scale {s}": task.metrics_from_probabilities(by_scale[s], samples)["accuracy"] for s in scales
         }
-        # Each scale extrapolates at the scale its fold realizes (a whole two-qubit gate).
-        realized = {s: mitigation.realized_scale(circuits[0], s) for s in scales}
-        row["realized_scales"] = {str(s): realized[s] for s in scales}
         for name in extrapolations:
             chosen = mitigation.check_scales([float(v) for v in name.split(",")])
             if set(chosen) <= set(scales):
@@ -116,7 +116,12 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=100_000)
     parser.add_argument("--out", type=Path, required=True, help="JSON lines, one per cell")
     args = parser.parse_args()
-    scales = mitigation.check_scales(args.scales)
+    try:
+        scales = mitigation.check_scales(args.scales)
+        for name in args.extrapolations:
+            mitigation.check_scales([float(v) for v in name.split(",")])
+    except ValueError as err:
+        parser.error(str(err))  # one line and exit 2, before any simulation
     rows = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
     for cell in args.cells:
         if any(r["cell"] == cell.name for r in rows):
