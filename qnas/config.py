@@ -101,8 +101,14 @@ class TaskConfig(_Strict):
     reupload: bool = Field(
         False, description="classification: the encoder again before every block (data re-uploading)"
     )
+    mapping: Literal["mlp", "mps"] | None = Field(
+        None, description="Quantum-Train: the mapping model, an MLP or a matrix product state (None: mlp)"
+    )
     mapping_hidden: list[Annotated[int, Field(gt=0)]] | None = Field(
-        None, description="Quantum-Train: hidden widths of the mapping model (None: [8, 8])"
+        None, description="Quantum-Train: hidden widths of the MLP mapping model (None: [8, 8])"
+    )
+    mapping_bond: int | None = Field(
+        None, gt=0, description="Quantum-Train: bond dimension of the MPS mapping model (None: 4)"
     )
     shots: int | None = Field(
         None, gt=0, description="Quantum-Train: the probabilities come from this many shots (None: exact)"

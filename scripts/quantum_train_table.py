@@ -11,7 +11,10 @@ Rows, per seed (each a cell of a JSON-lines file, so an interrupted build resume
   above, then fine-tuned E epochs through fake_fez's noisy simulation (parameter shift for the
   angles, backprop for the mapping model, trajectories);
 - `searched-refitN` (method `searched_refit`): the search again, each candidate scored after its
-  mapping model alone is re-fitted N epochs (`search.head_refit_epochs`, `--head-refit-epochs`).
+  mapping model alone is re-fitted N epochs (`search.head_refit_epochs`, `--head-refit-epochs`);
+- `mapping-only`: the ablation, the mapping model trained as for `human` but fed the uniform
+  distribution instead of a circuit's probabilities (every q_i = 0): what the mapping model
+  makes of the weight indices alone, so the other rows' excess over it is the circuit's.
 `--task qt_digits10_mlp` builds the rows for the MLP target (64 -> 32 -> 10, 2410 weights, 12 qubits);
 `--mapping-hidden 12 12` another mapping model than the config's, `--set KEY=VALUE` any other
 override (rows named by both, e.g. `human-ry_cnot-b8-map12x12`).
@@ -51,7 +54,7 @@ from qnas.noise import noisy_probabilities
 from qnas.pipeline import _finetuned, load_candidate, score_genome
 from qnas.results import RunDir
 from qnas.tasks import task_from_config
-from qnas.tasks.quantum_train import target_network
+from qnas.tasks.quantum_train import QuantumTrainTask, target_network
 from qnas.train import train
 from qnas.transpiled import transpile_candidate
 
@@ -97,6 +100,29 @@ def classical(config, epochs: int, lr: float, seed: int) -> dict:
         x, y = task.samples("test")
         accuracy = (net(x.double()).argmax(1) == y).double().mean().item()
     return {"trained_params": task.n_target, "test_accuracy": accuracy}
+
+
+class MappingOnly(QuantumTrainTask):
+    """The ablation: weights generated from the uniform distribution, whatever the circuit gives."""
+
+    def generated_weights(self, probs: torch.Tensor) -> dict[str, torch.Tensor]:
+        return super().generated_weights(torch.full_like(probs, 2.0**-self.n_wires))
+
+
+def mapping_only(config, seed: int) -> dict:
+    """The mapping model trained alone (no circuit input), as the human rows are trained."""
+    config = config.model_copy(deep=True)
+    config.space.name, config.space.max_blocks = "ry_cnot", 1
+    task = task_from_config(config)
+    task = MappingOnly(**{f.name: getattr(task, f.name) for f in dataclasses.fields(task) if f.init})
+    sc = build_supercircuit(config, task)
+    genes = sc.fixed_blocks(1)  # its angles get no gradient: the probabilities are replaced
+    train(sc, task, config.finetune, lambda: genes, seed, progress=False)
+    return {
+        "trained_params": task.n_head_params,
+        "circuit_params": 0,
+        "test_accuracy": task.evaluate(sc.subcircuit(genes), "test")["accuracy"],
+    }
 
 
 def noisy_probabilities_of(config, task, sub, genome: Genome) -> np.ndarray:
@@ -266,8 +292,9 @@ def main() -> None:
     # it: the classical network no mapping model, the human generators not the design space.
     mapping = "" if not args.mapping_hidden else "-map" + "x".join(map(str, args.mapping_hidden))
     tag = mapping + "".join(f"-{kv}" for kv in args.set)
-    others = "".join(f"-{kv}" for kv in args.set if not kv.startswith("space."))
-    tags = {"classical": others, "human": mapping + others}
+    others = "".join(f"-{kv}" for kv in args.set if not kv.startswith(("space.", "task.mapping")))
+    mapping += "".join(f"-{kv}" for kv in args.set if kv.startswith("task.mapping"))
+    tags = {"classical": others, "human": mapping + others, "mapping": mapping + others}
     cells = done(CELLS)
     for seed in args.seeds:
         config = base.model_copy(deep=True)
@@ -278,6 +305,8 @@ def main() -> None:
         if "human" in args.methods:
             for b in args.human_blocks:
                 jobs.append((f"human-ry_cnot-b{b}", lambda b=b, c=config, s=seed: human(c, b, s)))
+        if "mapping_only" in args.methods:
+            jobs.append(("mapping-only", lambda c=config, s=seed: mapping_only(c, s)))
         if "human_shots" in args.methods:
             jobs.append(
                 ("human-ry_cnot-b4-trained-with-shots", lambda c=config, s=seed: human(c, 4, s, True))

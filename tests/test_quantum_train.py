@@ -14,7 +14,7 @@ from qnas.executors import NoiselessExecutor, parameters_of
 from qnas.gradients import get_engine
 from qnas.pipeline import check_config
 from qnas.tasks import task_from_config
-from qnas.tasks.quantum_train import n_weights, target_network
+from qnas.tasks.quantum_train import mps_mapping, n_weights, target_network
 from qnas.train import train
 
 SMALL = {
@@ -104,6 +104,60 @@ def test_an_engine_without_the_heads_chain_rule_is_refused_before_training():
 def test_quantum_train_keys_belong_to_a_quantum_train_task():
     with pytest.raises(ValueError, match="belong to a Quantum-Train task"):
         task_from_config(Config.model_validate({"task": {"name": "digits4", "shots": 100}}))
+
+
+def test_the_mps_mapping_is_a_tensor_train_of_the_index_and_trains():
+    """task.mapping: mps (Liu et al., arXiv 2409.06992): w_i = a(i) + b(i) tanh(q_i), a and b tensor trains."""
+    config = Config.model_validate(
+        {**SMALL, "task": {"name": "qt_digits10", "mapping": "mps", "mapping_bond": 2}}
+    )
+    task = task_from_config(config)
+    # cores (2, 1, 2), ten of (2, 2, 2), the probability's (2, 2, 1); one gain per tensor
+    assert task.n_head_params == 4 + 10 * 8 + 4 + 6
+    head = torch.randn(task.n_head_params - 6, dtype=torch.float64)
+    inputs = torch.cat([task.bits[:5], torch.randn(5, 1, dtype=torch.float64)], dim=1)
+    got = mps_mapping(head, inputs, task.cores)
+    for i in range(5):  # the chain contracted by hand, one matrix per input
+        v, start = torch.ones(1, 1, dtype=torch.float64), 0
+        for k, (d, a, b) in enumerate(task.cores):
+            core = head[start : start + d * a * b].view(d, a, b)
+            start += d * a * b
+            m = core[int(inputs[i, k] > 0)] if k < 11 else core[0] + torch.tanh(inputs[i, k]) * core[1]
+            v = v @ m
+        assert got[i].item() == pytest.approx(v.item(), rel=1e-12)
+    sc = build_supercircuit(config, task)
+    genes = sc.fixed_blocks(2)
+    settings = config.finetune.model_copy(update={"epochs": 3, "lr": 0.03})
+    before = task.evaluate(sc.subcircuit(genes), "valid")
+    train(sc, task, settings, lambda: genes, 0, progress=False)
+    assert task.evaluate(sc.subcircuit(genes), "valid")["loss"] < before["loss"]
+
+
+def test_each_mapping_size_belongs_to_its_mapping_model():
+    for task, match in [
+        ({"mapping": "mps", "mapping_hidden": [4]}, r"mapping_hidden \(\[4\]\) sizes the MLP mapping"),
+        ({"mapping_bond": 4}, r"mapping_bond \(4\) sizes the mps mapping"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            task_from_config(Config.model_validate({"task": {"name": "qt_digits10", **task}}))
+    with pytest.raises(ValueError, match="belong to a Quantum-Train task"):
+        task_from_config(Config.model_validate({"task": {"name": "digits4", "mapping": "mps"}}))
+
+
+def test_a_subclass_of_the_task_binds_as_itself(built):
+    """bind() kept the base class, so a subclass's own generated_weights was lost once bound."""
+    _, task, sc = built
+
+    class Uniform(type(task)):
+        def generated_weights(self, probs):
+            return super().generated_weights(torch.full_like(probs, 2.0**-self.n_wires))
+
+    init = {f.name: getattr(task, f.name) for f in dataclasses.fields(task) if f.init}
+    bound = Uniform(**init).bind(sc.subcircuit(sc.fixed_blocks(2)))
+    assert isinstance(bound, Uniform)
+    probs = torch.rand(2**task.n_wires, dtype=torch.float64)
+    uniform = bound.generated_weights(torch.full_like(probs, 2.0**-task.n_wires))
+    assert all(torch.equal(uniform[k], v) for k, v in bound.generated_weights(probs).items())
 
 
 def test_shots_are_seeded_and_cost_some_accuracy(built):

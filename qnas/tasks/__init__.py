@@ -72,25 +72,42 @@ def get_task(
     encoder: str | None = None,
     mapping_hidden: list[int] | None = None,
     shots: int | None = None,
+    mapping: str | None = None,
+    mapping_bond: int | None = None,
 ) -> Task:
     """Return the task called `name`; the data split is drawn with `seed`.
 
     `logit_scale` multiplies the <Z> readout of classification tasks, and `encoder` names
-    their encoder (None: the task's own); a VQE takes neither. `mapping_hidden` (the
-    mapping model's hidden widths) and `shots` (probabilities from that many shots) are a
-    Quantum-Train task's alone.
+    their encoder (None: the task's own); a VQE takes neither. `mapping` (mlp or mps),
+    `mapping_hidden` (the MLP's hidden widths), `mapping_bond` (the MPS's bond dimension) and
+    `shots` (probabilities from that many shots) are a Quantum-Train task's alone.
     """
     if name in _QUANTUM_TRAIN:
         if encoder is not None:
             raise ValueError(f"task {name} (quantum_train) encodes no data; remove task.encoder")
         features, labels = load_digits_8x8()
         splits = split_dataset(features, labels, tuple(range(10)), seed)
+        mapping = mapping or "mlp"
+        # Each size belongs to one mapping model; the other's would be silently ignored.
+        if mapping == "mps" and mapping_hidden is not None:
+            raise ValueError(
+                f"task.mapping_hidden ({list(mapping_hidden)}) sizes the MLP mapping; the mps mapping takes "
+                "task.mapping_bond: remove task.mapping_hidden (--set task.mapping_hidden=null)"
+            )
+        if mapping == "mlp" and mapping_bond is not None:
+            raise ValueError(
+                f"task.mapping_bond ({mapping_bond}) sizes the mps mapping; the MLP mapping takes "
+                "task.mapping_hidden: set task.mapping=mps or remove task.mapping_bond"
+            )
         hidden = tuple(mapping_hidden) if mapping_hidden is not None else (8, 8)
-        return QuantumTrainTask(name, splits, _QUANTUM_TRAIN[name], hidden, shots, seed)
-    if mapping_hidden is not None or shots is not None:
+        bond = mapping_bond if mapping_bond is not None else 4
+        return QuantumTrainTask(
+            name, splits, _QUANTUM_TRAIN[name], hidden, shots, seed, mapping=mapping, bond=bond
+        )
+    if any(v is not None for v in (mapping, mapping_hidden, mapping_bond, shots)):
         raise ValueError(
-            f"task.mapping_hidden and task.shots belong to a Quantum-Train task ({', '.join(_QUANTUM_TRAIN)}), "
-            f"not to {name}; remove them"
+            f"task.mapping, task.mapping_hidden, task.mapping_bond and task.shots belong to a Quantum-Train "
+            f"task ({', '.join(_QUANTUM_TRAIN)}), not to {name}; remove them"
         )
     if name in _CLASSIFICATION:
         source, classes = _CLASSIFICATION[name]
@@ -176,6 +193,8 @@ def task_from_config(config: Config) -> Task:
         encoder=t.encoder,
         mapping_hidden=t.mapping_hidden,
         shots=t.shots,
+        mapping=t.mapping,
+        mapping_bond=t.mapping_bond,
     )
     if t.reupload and task.kind != "classification":
         raise ValueError(f"task.reupload: task {task.name} is a {task.kind}; only a classifier encodes data")
