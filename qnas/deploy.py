@@ -40,6 +40,8 @@ from qnas.tasks import Task
 from qnas.tasks.base import Samples
 from qnas.transpiled import MEASURED, TranspiledCandidate, transpile_candidate
 
+# Shots per circuit unless told otherwise; a deploy with other shots is named by them.
+DEFAULT_SHOTS = 4000
 # Multinomial resamples of the measured counts behind the shot-noise standard errors.
 _BOOTSTRAP = 400
 _MITIGATED_BOOTSTRAP = 50
@@ -49,7 +51,7 @@ def deploy(
     run_dir: Path | str,
     trial: int | str,
     device: str,
-    shots: int = 4000,
+    shots: int = DEFAULT_SHOTS,
     batch_size: int = 64,
     progress: bool = True,
     limit: int | None = None,
@@ -158,7 +160,7 @@ def deploy(
         + ("-scales" + "-".join(map(str, scales)) if other_scales else "")
         + ("-dd" if search.dynamical_decoupling else "")
     )
-    folder = run.path / "deploy" / f"{_slug(device)}-{label}{suffix}"
+    folder = deploy_folder(run.path / "deploy" / f"{_slug(device)}-{label}{suffix}", shots)
     _check_plan(folder, plan)
     jobs = JobLog(folder / "jobs.jsonl")
     counts = _run_batches(target, jobs, batches, shots, seed, progress, on_batch)
@@ -277,6 +279,21 @@ def _is_live(device: Device) -> bool:
     from qiskit_ibm_runtime.ibm_backend import IBMBackend
 
     return isinstance(device.backend, IBMBackend)
+
+
+def deploy_folder(unnamed: Path, shots: int) -> Path:
+    """The folder of a deploy with `shots` shots: `unnamed` for the default, `unnamed-shotsN` otherwise.
+
+    A folder holds one shot count (its counts are its shots), so comparing shot counts
+    needs a folder each. A deploy made before folders carried their shots resumes where
+    it is: the unnamed folder, when its plan records these shots.
+    """
+    if shots == DEFAULT_SHOTS:
+        return unnamed
+    plan = unnamed / "deploy.json"
+    if plan.exists() and json.loads(plan.read_text()).get("shots") == shots:
+        return unnamed
+    return unnamed.with_name(f"{unnamed.name}-shots{shots}")
 
 
 def plan_of(

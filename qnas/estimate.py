@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from qnas import mitigation as mitigation_module
-from qnas.deploy import JobLog, _check_plan, _predicted, _slug, placed, plan_of
+from qnas.deploy import DEFAULT_SHOTS, JobLog, _check_plan, _predicted, _slug, deploy_folder, placed, plan_of
 from qnas.devices import get_device
 from qnas.evolution.genome import Genome
 from qnas.pipeline import candidate_label, load_candidate
@@ -72,7 +72,7 @@ def estimate(
     run_dir: Path | str,
     trial: int | str,
     device: str,
-    shots: int = 4000,
+    shots: int = DEFAULT_SHOTS,
     mitigation: str = "none",
     zne_scales: Sequence[float] | None = None,
 ) -> dict[str, Any]:
@@ -122,7 +122,9 @@ def estimate(
     if scales:
         plan["zne_scales"] = scales
     suffix = f"-scales{'-'.join(map(str, scales))}" if scales else ""
-    folder = run.path / "deploy" / f"{_slug(device)}-{label}-estimator-{mitigation}{suffix}"
+    folder = deploy_folder(
+        run.path / "deploy" / f"{_slug(device)}-{label}-estimator-{mitigation}{suffix}", shots
+    )
     _check_plan(folder, plan)
     jobs = JobLog(folder / "jobs.jsonl")
     live = isinstance(target.backend, IBMBackend)

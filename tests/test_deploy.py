@@ -26,10 +26,11 @@ def run_dir(tmp_path_factory) -> Path:
     return out
 
 
-def _folder(run_dir: Path, trial: int) -> Path:
-    """The deploy folder of trial `trial` on fake_quito: named by the candidate's stable id."""
+def _folder(run_dir: Path, trial: int, shots: int = 4000) -> Path:
+    """The deploy folder of trial `trial` on fake_quito: named by the candidate's stable id (and other shots)."""
     df = pd.read_csv(run_dir / "candidates.csv")
-    return run_dir / "deploy" / f"fake_quito-{df.loc[df['trial'] == trial, 'id'].item()}"
+    named = "" if shots == 4000 else f"-shots{shots}"
+    return run_dir / "deploy" / f"fake_quito-{df.loc[df['trial'] == trial, 'id'].item()}{named}"
 
 
 def _lines(path: Path) -> list[dict]:
@@ -87,7 +88,7 @@ def test_an_interrupted_deploy_resubmits_nothing_that_finished(run_dir):
     settings = dict(shots=1000, batch_size=16, progress=False, limit=64)
     with pytest.raises(_Interrupt) as first:
         deploy(run_dir, 3, "fake_quito", on_batch=stop_after_first, **settings)
-    jobs = _folder(run_dir, 3) / "jobs.jsonl"
+    jobs = _folder(run_dir, 3, shots=1000) / "jobs.jsonl"
     assert [(r["batch"], r["status"]) for r in _lines(jobs)] == [(0, "submitted"), (0, "done")]
     summary = deploy(run_dir, 3, "fake_quito", **settings)
     records = _lines(jobs)
@@ -98,8 +99,31 @@ def test_an_interrupted_deploy_resubmits_nothing_that_finished(run_dir):
     # The candidate's id, or a prefix of it, names the same deploy: nothing is submitted again.
     assert deploy(run_dir, _folder(run_dir, 3).name.split("-")[-1][:6], "fake_quito", **settings) == summary
     assert len(_lines(jobs)) == len(records)
-    with pytest.raises(ValueError, match="differs in shots"):
-        deploy(run_dir, 3, "fake_quito", **{**settings, "shots": 2000})
+    with pytest.raises(ValueError, match="differs in batch_size"):
+        deploy(run_dir, 3, "fake_quito", **{**settings, "batch_size": 32})
+
+
+def test_a_deploy_with_other_shots_goes_to_a_folder_of_its_own(run_dir):
+    """A folder held one shot count: comparing shot counts stopped with "differs in shots"."""
+    settings = dict(batch_size=64, progress=False, limit=32)
+    default = deploy(run_dir, 4, "fake_quito", shots=4000, **settings)
+    fewer = deploy(run_dir, 4, "fake_quito", shots=400, **settings)
+    folder = _folder(run_dir, 4)
+    assert fewer["jobs"] == str(folder.with_name(folder.name + "-shots400") / "jobs.jsonl")
+    assert default["jobs"] == str(folder / "jobs.jsonl")
+    assert json.loads((folder / "summary.json").read_text()) == default
+    counts = [r["counts"] for r in _lines(Path(fewer["jobs"])) if r["status"] == "done"]
+    assert all(sum(c.values()) == 400 for batch in counts for c in batch[0])
+    # Both resume where they are, nothing submitted again.
+    assert deploy(run_dir, 4, "fake_quito", shots=400, **settings) == fewer
+    assert deploy(run_dir, 4, "fake_quito", shots=4000, **settings) == default
+    # A deploy made before folders carried their shots (in the unnamed folder) resumes there.
+    folder.rename(folder.with_name(folder.name + "-moved"))  # the 4000-shot deploy out of the way
+    named = Path(fewer["jobs"]).parent
+    named.rename(folder)
+    again = deploy(run_dir, 4, "fake_quito", shots=400, **settings)
+    assert again["jobs"] == str(folder / "jobs.jsonl") and not named.exists()
+    assert again["measured"] == fewer["measured"] and again["job_ids"] == fewer["job_ids"]
 
 
 def test_a_local_deploy_measures_the_same_counts_when_repeated(run_dir, tmp_path):
@@ -107,7 +131,7 @@ def test_a_local_deploy_measures_the_same_counts_when_repeated(run_dir, tmp_path
     # (its folder moved away) measures exactly what the first one did.
     settings = dict(shots=500, batch_size=16, progress=False, limit=32)
     first = deploy(run_dir, 2, "fake_quito", **settings)
-    folder = _folder(run_dir, 2)
+    folder = _folder(run_dir, 2, shots=500)
     first_counts = [r["counts"] for r in _lines(folder / "jobs.jsonl") if r["status"] == "done"]
     folder.rename(tmp_path / "first")
     again = deploy(run_dir, 2, "fake_quito", **settings)

@@ -166,7 +166,7 @@ def test_a_mitigated_deploy_interrupted_resubmits_nothing_and_gives_the_same_sum
     with pytest.raises(_Interrupt):
         deploy(run_dir, "best", "fake_quito", on_batch=stop_after_two, **settings)
     summary = deploy(run_dir, "best", "fake_quito", **settings)
-    folder = run_dir / "deploy" / "fake_quito-best-readout+zne"
+    folder = run_dir / "deploy" / "fake_quito-best-readout+zne-shots1000"
     records = [json.loads(line) for line in (folder / "jobs.jsonl").read_text().splitlines()]
     # 2 test batches, their 2 folded copies, 1 calibration job: each submitted once, done once.
     assert sorted({r["batch"] for r in records}) == [0, 1, 2, 3, 4]
@@ -232,7 +232,7 @@ def test_a_mitigated_deploy_killed_resumes_without_resubmitting_a_finished_job(r
     argv = [sys.executable, "-m", "qnas.cli", "deploy", str(run_dir), "--device", "fake_quito", "--quiet"]
     argv += ["--shots", "300", "--limit", "32", "--batch-size", "8", "--mitigation", "readout+zne"]
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    jobs = run_dir / "deploy" / "fake_quito-best-readout+zne" / "jobs.jsonl"
+    jobs = run_dir / "deploy" / "fake_quito-best-readout+zne-shots300" / "jobs.jsonl"
     if jobs.parent.exists():
         jobs.parent.rename(tmp_path / "earlier")
 
