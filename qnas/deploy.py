@@ -657,10 +657,19 @@ def summary_text(summary: dict[str, Any]) -> str:
         scales = summary.get("zne_scales")
         folding = f"; ZNE from noise scales {', '.join(map(str, scales))}" if scales else ""
         lines.append(f"mitigated {metric} (shot noise; extra shots beside the raw {shots['raw']}{folding}):")
-        lines.append(f"  {'raw':<12} {measured:.4f} ± {summary['shot_noise_se']:.4f}")
+
+        # A classifier's loss beside its accuracy: the argmax can turn the wrong way while a
+        # mitigation brings the outputs nearer the noiseless ones (docs/results.md).
+        def loss(scores: dict[str, float]) -> str:
+            return f"  loss {scores['loss']:.4f}" if metric != "loss" and "loss" in scores else ""
+
+        lines.append(
+            f"  {'raw':<12} {measured:.4f} ± {summary['shot_noise_se']:.4f}{loss(summary['measured'])}"
+        )
         for name, scores in summary["mitigated"].items():
             lines.append(
-                f"  {name:<12} {scores[metric]:.4f} ± {scores['shot_noise_se']:.4f}  (+{extra[name]} shots)"
+                f"  {name:<12} {scores[metric]:.4f} ± {scores['shot_noise_se']:.4f}{loss(scores)}"
+                f"  (+{extra[name]} shots)"
             )
         kept = summary.get("zne_signal_kept")
         if kept:

@@ -189,6 +189,13 @@ def test_the_cli_prints_raw_and_mitigated_side_by_side(run_dir, capsys):
     assert main([*argv, "--mitigation", "readout"]) == 0
     out = capsys.readouterr().out
     assert "raw" in out and "readout" in out and "extra shots" in out
+    # The loss beside the accuracy: a mitigation can bring the outputs nearer the noiseless ones
+    # (a lower loss) while an argmax turns the wrong way (docs/results.md).
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("mitigated accuracy")) + 1
+    mitigated = lines[start : start + 2]
+    assert [line.split()[0] for line in mitigated] == ["raw", "readout"]
+    assert all("loss 0." in line or "loss 1." in line for line in mitigated)
     with pytest.raises(SystemExit) as bad:
         main([*argv, "--mitigation", "twirl"])
     assert bad.value.code == 2 and "invalid choice: 'twirl'" in capsys.readouterr().err
@@ -203,17 +210,17 @@ def test_zne_from_three_noise_scales_runs_two_folded_copies_in_a_deploy_of_its_o
     assert all(0 < v < 1.5 for v in three["zne_signal_kept"].values())
     assert three["shots"]["zne_folded"] == 2 * default["shots"]["zne_folded"] == 2 * 16 * 500
     folder = Path(three["jobs"]).parent
-    assert folder.name == "fake_quito-best-zne-scales1-3-5"
+    assert folder.name == "fake_quito-best-zne-scales1-3-5-shots500"
     records = [json.loads(line) for line in (folder / "jobs.jsonl").read_text().splitlines()]
     assert sorted({r["batch"] for r in records}) == [0, 1, 2]  # scale 1, 3 and 5: one job each
     # The default keeps the folder (and plan) deploys made before the option had, so they resume.
-    assert Path(default["jobs"]).parent.name == "fake_quito-best-zne"
+    assert Path(default["jobs"]).parent.name == "fake_quito-best-zne-shots500"
     # Same raw counts (same seeds).
     assert three["measured"] == default["measured"]
     # A scale between odd ones: one folded copy with twice the two-qubit gates, its own folder.
     two = deploy(run_dir, "best", "fake_quito", zne_scales=(1, 2), **settings)
     assert two["zne_scales"] == [1, 2] and set(two["zne_signal_kept"]) == {"2"}
-    assert Path(two["jobs"]).parent.name == "fake_quito-best-zne-scales1-2"
+    assert Path(two["jobs"]).parent.name == "fake_quito-best-zne-scales1-2-shots500"
     assert two["measured"] == default["measured"] and two["mitigated"]["zne"] != default["mitigated"]["zne"]
     argv = ["deploy", str(run_dir), "--device", "fake_quito", "--shots", "500", "--limit", "16", "--quiet"]
     assert main([*argv, "--mitigation", "zne", "--zne-scales", "1", "3", "5"]) == 0
