@@ -21,6 +21,9 @@ the target is then standardized (zero mean, unit spread, as in weight standardiz
 Qiao et al. 2019) and scaled to torch's default initial spread times a learned gain, one
 per tensor: without it the raw outputs share one sign and magnitude, and a ReLU network
 built from them starts dead (measured: loss stuck at ln 10 for 30 epochs).
+
+`task.mapping: mps` replaces the MLP by a matrix product state over the same inputs
+(`mps_mapping`, after the tensor-network mapping of Liu et al., arXiv 2409.06992).
 """
 
 from __future__ import annotations
