@@ -224,6 +224,7 @@ class Run:
         mitigation: str = "none",
         decoupling: bool | None = None,
         zne_scales: Sequence[float] = ZNE_SCALES,
+        twirls: int = 0,
     ) -> dict[str, Any]:
         """Run the candidate's test set on `device` (default the run's) through IBM Runtime; resumable.
 
@@ -231,7 +232,8 @@ class Run:
         measured metrics beside the noisy simulation's prediction, and with `mitigation`
         (`readout`, `zne`, `readout+zne`) the mitigated ones beside the raw. `decoupling`
         True pads idle windows with X-X pulses (None: as the run scored). `zne_scales`: the
-        noise scales ZNE folds to and extrapolates from.
+        noise scales ZNE folds to and extrapolates from. `twirls` > 0: Pauli-twirl the
+        two-qubit gates, that many random copies of each circuit sharing its shots.
         """
         from qnas.deploy import deploy
 
@@ -246,6 +248,7 @@ class Run:
             mitigation=mitigation,
             decoupling=decoupling,
             zne_scales=zne_scales,
+            twirls=twirls,
         )
 
 

@@ -133,6 +133,14 @@ def _parser() -> argparse.ArgumentParser:
         help="dynamical decoupling: X-X pulse pairs in every active qubit's idle windows (the prediction "
         "scores the same circuits); the default follows the run's search.dynamical_decoupling",
     )
+    deploy.add_argument(
+        "--twirl",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Pauli-twirl every two-qubit gate: N random copies of each circuit share its shots (N divides "
+        "--shots; the runtime's twirling on a live device); default 0, off",
+    )
     deploy.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -367,6 +375,7 @@ def _deploy(args) -> int:
         args.limit,
         mitigation=args.mitigation,
         decoupling=args.dd or None,
+        twirls=args.twirl,
         **({"zne_scales": args.zne_scales} if args.zne_scales else {}),
     )
     print(summary_text(summary))

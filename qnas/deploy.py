@@ -15,6 +15,7 @@ summary sets the measured metric beside the one the noisy simulation predicted.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -59,6 +60,7 @@ def deploy(
     mitigation: str = "none",
     decoupling: bool | None = None,
     zne_scales: Sequence[float] = mitigation_module.ZNE_SCALES,
+    twirls: int = 0,
 ) -> dict[str, Any]:
     """Return the deploy summary: the measured metric beside the noisy simulation's prediction.
 
@@ -77,10 +79,18 @@ def deploy(
     means nothing, so qiskit chooses one. `on_batch` is called with each batch's record
     once it is saved. `decoupling` True runs (and predicts) the circuits with X-X dynamical
     decoupling pulses in their idle windows, False without, None as the run scored them.
+    `twirls` > 0 Pauli-twirls every two-qubit gate (folded ones too): that many random
+    copies of each circuit share its shots (`pauli_twirl`), so the device's gate noise
+    acts as a Pauli channel, the kind zero-noise extrapolation scales predictably.
     The summary is also written to RUN/deploy/<device>-<id or best>/summary.json.
     """
     if shots < 1 or batch_size < 1 or (limit is not None and limit < 1):
         raise ValueError(f"shots ({shots}), batch_size ({batch_size}) and limit ({limit}) must be >= 1")
+    if twirls < 0 or (twirls and shots % twirls):
+        raise ValueError(
+            f"twirls ({twirls}) must be 0 (off) or a positive divisor of the shots ({shots}): "
+            "each random copy of a circuit gets shots / twirls of them"
+        )
     mitigation_module.check_method(mitigation)
     zne_scales = mitigation_module.check_scales(zne_scales)
     run = RunDir(run_dir)
@@ -133,6 +143,15 @@ def deploy(
             _Batch([(folded[id(pub[0])], *pub[1:]) for pub in b.pubs], b.samples, scale)
             for b in batches[:n_measured]
         ]
+    live = _is_live(target)
+    if twirls and not live:
+        # Local mode ignores the runtime's twirling option: the copies are made here, seeded.
+        batches = [
+            b
+            if b.scale == 0
+            else dataclasses.replace(b, pubs=pauli_twirl(b.pubs, twirls, shots, target, seed, i))
+            for i, b in enumerate(batches)
+        ]
     if "readout" in mitigation:
         physical = list(candidate.final_layout)
         batches.append(
@@ -155,15 +174,21 @@ def deploy(
         plan["zne_scales"] = list(scales)
     if search.dynamical_decoupling:
         plan["dynamical_decoupling"] = True
+    if twirls:
+        plan["twirls"] = twirls
     suffix = (
         ("" if mitigation == "none" else f"-{mitigation}")
         + ("-scales" + "-".join(map(str, scales)) if other_scales else "")
         + ("-dd" if search.dynamical_decoupling else "")
+        + (f"-twirl{twirls}" if twirls else "")
     )
     folder = deploy_folder(run.path / "deploy" / f"{_slug(device)}-{label}{suffix}", shots)
     _check_plan(folder, plan)
     jobs = JobLog(folder / "jobs.jsonl")
-    counts = _run_batches(target, jobs, batches, shots, seed, progress, on_batch)
+    counts = _run_batches(target, jobs, batches, shots, seed, progress, on_batch, twirls if live else 0)
+    if twirls and not live:
+        # Each circuit's random copies, counted together: the circuit's counts.
+        counts = [c if b.scale == 0 else merged(c, twirls) for c, b in zip(counts, batches, strict=True)]
 
     def probabilities_at(scale: float) -> dict[str, np.ndarray]:
         these = [c for c, b in zip(counts, batches, strict=True) if b.scale == scale]
@@ -279,6 +304,44 @@ def _is_live(device: Device) -> bool:
     from qiskit_ibm_runtime.ibm_backend import IBMBackend
 
     return isinstance(device.backend, IBMBackend)
+
+
+def pauli_twirl(
+    pubs: list[tuple], twirls: int, shots: int, device: Device, seed: int, batch: int
+) -> list[tuple]:
+    """Each PUB as `twirls` Pauli-twirled copies of shots / twirls shots each (PUB order kept).
+
+    Around every two-qubit gate a random Pauli pair that leaves the gate's action
+    unchanged (qiskit's pauli_twirl_2q_gates, the Paulis synthesized to the device's
+    basis); averaged over the copies, the gate's noise becomes a Pauli channel (Wallman
+    and Emerson, PRA 94, 052325, 2016). Seeded by the run's seed, the batch and the PUB,
+    so a resumed deploy runs the same copies.
+    """
+    from qiskit.circuit import pauli_twirl_2q_gates
+
+    out = []
+    for i, (circuit, *values) in enumerate(pubs):
+        drawn = int(np.random.SeedSequence([seed, batch, i]).generate_state(1)[0])
+        for copy in pauli_twirl_2q_gates(
+            circuit, seed=drawn, num_twirls=twirls, target=device.backend.target
+        ):
+            out.append((copy, values[0] if values else None, shots // twirls))
+    return out
+
+
+def merged(counts: list[list[dict[str, int]]], twirls: int) -> list[list[dict[str, int]]]:
+    """The counts of each PUB's `twirls` consecutive copies summed, row by row."""
+    out = []
+    for start in range(0, len(counts), twirls):
+        rows = []
+        for row in zip(*counts[start : start + twirls], strict=True):
+            total: dict[str, int] = {}
+            for part in row:
+                for bits, n in part.items():
+                    total[bits] = total.get(bits, 0) + n
+            rows.append(total)
+        out.append(rows)
+    return out
 
 
 def deploy_folder(unnamed: Path, shots: int) -> Path:
@@ -399,6 +462,7 @@ def _run_batches(
     seed: int,
     progress: bool,
     on_batch: Callable[[dict[str, Any]], None] | None,
+    twirls: int = 0,
 ) -> list[list[list[dict[str, int]]]]:
     """Return the counts of every batch (per PUB, per parameter row), running only the unfinished ones.
 
@@ -415,10 +479,13 @@ def _run_batches(
     )
     sampler = Sampler(mode=device.backend)
     if live:
-        # The circuits as scored, not randomized copies: twirling is a mitigation of its own
-        # (local mode ignores the option, with a warning).
-        sampler.options.twirling.enable_gates = False
+        # The circuits as scored unless `twirls` asks for the runtime's randomized copies
+        # (local mode ignores the option, with a warning: deploy() makes the copies there).
+        sampler.options.twirling.enable_gates = bool(twirls)
         sampler.options.twirling.enable_measure = False
+        if twirls:
+            sampler.options.twirling.num_randomizations = twirls
+            sampler.options.twirling.shots_per_randomization = shots // twirls
     in_flight: list[tuple[int, Any]] = []
     for b in todo:
         if live and latest.get(b, {}).get("status") == "submitted":
@@ -642,7 +709,12 @@ def summary_text(summary: dict[str, Any]) -> str:
             if summary.get("n_circuits", summary["n_samples"]) == summary["n_samples"]
             else f" per circuit, {summary['n_samples']} test samples from {summary['n_circuits']} circuit(s)"
         )
-        + (", X-X dynamical decoupling in idle windows" if summary.get("dynamical_decoupling") else ""),
+        + (", X-X dynamical decoupling in idle windows" if summary.get("dynamical_decoupling") else "")
+        + (
+            f", two-qubit gates Pauli-twirled ({summary['twirls']} random copies of each circuit)"
+            if summary.get("twirls")
+            else ""
+        ),
         f"measured {metric}:  {measured:.4f} ± {summary['shot_noise_se']:.4f} (shot noise)",
         f"predicted {metric}: {predicted:.4f} (noisy simulation); difference {summary['difference']:+.4f}",
     ]

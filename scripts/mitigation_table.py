@@ -8,7 +8,8 @@ Each finished cell's chosen circuit is deployed in the runtime's local mode with
 records the four metrics with their shot-noise errors, the noiseless test metric and the
 extra shots. The deploys resume like any other, so an interrupted build loses nothing.
 `--zne-scales 1 3 5` extrapolates from those noise scales instead of 1 and 3 (its own
-JSON-lines file, ...-scales1-3-5.jsonl).
+JSON-lines file, ...-scales1-3-5.jsonl); `--twirl 8` Pauli-twirls the two-qubit gates,
+8 random copies of each circuit sharing its shots (...-twirl8.jsonl).
 """
 
 from __future__ import annotations
@@ -30,10 +31,19 @@ from qnas.results import RunDir  # noqa: E402
 KINDS = ("raw", "readout", "zne", "readout+zne")
 
 
-def measure(cell: Path, device: str, shots: int, zne_scales: tuple[float, ...] = ZNE_SCALES) -> dict:
+def measure(
+    cell: Path, device: str, shots: int, zne_scales: tuple[float, ...] = ZNE_SCALES, twirls: int = 0
+) -> dict:
     best = json.loads((cell / "best.json").read_text())
     summary = deploy(
-        cell, "best", device, shots=shots, progress=False, mitigation="readout+zne", zne_scales=zne_scales
+        cell,
+        "best",
+        device,
+        shots=shots,
+        progress=False,
+        mitigation="readout+zne",
+        zne_scales=zne_scales,
+        twirls=twirls,
     )
     metric = summary["metric"]
     row = {
@@ -117,6 +127,7 @@ def main() -> None:
         help="estimator (VQE): the runtime's Estimator does the mitigation (TREX, ZNE)",
     )
     parser.add_argument("--zne-scales", type=float, nargs="+", help="ZNE noise scales (default 1 3)")
+    parser.add_argument("--twirl", type=int, default=0, help="Pauli-twirled copies of each circuit (0: off)")
     args = parser.parse_args()
     scales = check_scales(args.zne_scales) if args.zne_scales else None
     # Rows measured otherwise (scales, shots) go to files of their own, never mistaken for done.
@@ -124,6 +135,7 @@ def main() -> None:
         ("" if args.primitive == "sampler" else "-estimator")
         + (f"-scales{'-'.join(map(str, scales))}" if scales else "")
         + (f"-shots{args.shots}" if args.shots != 4000 else "")
+        + (f"-twirl{args.twirl}" if args.twirl else "")
     )
     lines = args.out / f"{args.cells.parent.name}{suffix}.jsonl"
     rows = [json.loads(line) for line in lines.read_text().splitlines()] if lines.exists() else []
@@ -135,7 +147,7 @@ def main() -> None:
                     if any(r["cell"] == cell.name for r in rows) or not (cell / "best.json").exists():
                         continue
                     if args.primitive == "sampler":
-                        row = measure(cell, device, args.shots, scales or ZNE_SCALES)
+                        row = measure(cell, device, args.shots, scales or ZNE_SCALES, args.twirl)
                     else:
                         row = measure_estimator(cell, device, args.shots, scales)
                     rows.append(row)

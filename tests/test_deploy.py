@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from qiskit import QuantumCircuit
 
 from qnas.cli import main
 from qnas.deploy import deploy, summary_text
@@ -196,3 +197,41 @@ def test_the_deploy_fingerprint_is_the_same_in_every_process(tmp_path):
         for seed in (1, 2)
     }
     assert len(prints) == 1 and len(prints.pop().strip()) == 64
+
+
+def test_twirled_copies_act_as_the_circuit_and_a_twirled_deploy_repeats_its_counts(run_dir, tmp_path, capsys):
+    """--twirl N: N Pauli-twirled copies of each circuit share its shots, seeded, counted together."""
+    from qiskit.quantum_info import Operator
+
+    from qnas.deploy import pauli_twirl
+    from qnas.devices import get_device
+
+    device = get_device("fake_quito")
+    bell = QuantumCircuit(2)
+    bell.rz(0.3, 0)
+    bell.sx(0)
+    bell.cx(0, 1)
+    bell.rz(0.7, 1)
+    copies = pauli_twirl([(bell,)], 4, 400, device, seed=0, batch=0)
+    assert [shots for _, _, shots in copies] == [100] * 4
+    assert any(c.size() > bell.size() for c, _, _ in copies)  # Paulis were inserted
+    for copy, _, _ in copies:
+        assert Operator(copy).equiv(Operator(bell))  # the same gate action, up to global phase
+    assert [c for c, _, _ in pauli_twirl([(bell,)], 4, 400, device, 0, 0)] == [c for c, _, _ in copies]
+
+    settings = dict(shots=400, batch_size=16, progress=False, limit=16, twirls=4)
+    first = deploy(run_dir, "best", "fake_quito", **settings)
+    folder = Path(first["jobs"]).parent
+    assert folder.name == "fake_quito-best-twirl4-shots400" and first["twirls"] == 4
+    (done,) = [r for r in _lines(folder / "jobs.jsonl") if r["status"] == "done"]
+    assert len(done["counts"]) == 4  # one basis, 4 copies, 100 shots each per sample
+    assert all(sum(c.values()) == 100 for copy in done["counts"] for c in copy)
+    assert abs(first["measured"]["accuracy"] - first["predicted"]["accuracy"]) <= max(
+        0.1, 3 * first["shot_noise_se"]
+    )
+    folder.rename(tmp_path / "first")
+    assert deploy(run_dir, "best", "fake_quito", **settings)["measured"] == first["measured"]
+    argv = ["deploy", str(run_dir), "--device", "fake_quito", "--shots", "400", "--limit", "16", "--quiet"]
+    assert main([*argv, "--twirl", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "twirls (3)" in err and "divisor of the shots (400)" in err and "Traceback" not in err
