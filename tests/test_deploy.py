@@ -203,21 +203,24 @@ def test_twirled_copies_act_as_the_circuit_and_a_twirled_deploy_repeats_its_coun
     """--twirl N: N Pauli-twirled copies of each circuit share its shots, seeded, counted together."""
     from qiskit.quantum_info import Operator
 
-    from qnas.deploy import pauli_twirl
+    from qnas.deploy import twirl
     from qnas.devices import get_device
 
     device = get_device("fake_quito")
-    bell = QuantumCircuit(2)
-    bell.rz(0.3, 0)
-    bell.sx(0)
-    bell.cx(0, 1)
-    bell.rz(0.7, 1)
-    copies = pauli_twirl([(bell,)], 4, 400, device, seed=0, batch=0)
-    assert [shots for _, _, shots in copies] == [100] * 4
-    assert any(c.size() > bell.size() for c, _, _ in copies)  # Paulis were inserted
-    for copy, _, _ in copies:
-        assert Operator(copy).equiv(Operator(bell))  # the same gate action, up to global phase
-    assert [c for c, _, _ in pauli_twirl([(bell,)], 4, 400, device, 0, 0)] == [c for c, _, _ in copies]
+    circuit = QuantumCircuit(2)
+    circuit.rz(0.3, 0)
+    circuit.sx(0)
+    circuit.cx(0, 1)
+    circuit.rz(0.7, 1)
+    circuit.sx(1)
+    copies = twirl(circuit, 4, device, seed=0)
+    assert len(copies) == 4 and len({str(c.data) for c in copies}) > 1  # random Pauli pairs
+    for copy in copies:
+        assert Operator(copy).equiv(Operator(circuit))  # the same gate action, up to global phase
+        assert copy.count_ops()["cx"] == 1
+        # The Paulis merged into the gates beside them: at most one sx-rz run per side of the CX.
+        assert copy.count_ops().get("sx", 0) + copy.count_ops().get("x", 0) <= 4
+    assert [str(c.data) for c in twirl(circuit, 4, device, seed=0)] == [str(c.data) for c in copies]
 
     settings = dict(shots=400, batch_size=16, progress=False, limit=16, twirls=4)
     first = deploy(run_dir, "best", "fake_quito", **settings)
