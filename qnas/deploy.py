@@ -106,16 +106,17 @@ def deploy(
     candidate, circuits = deployed_circuits(config, task, sub, target, layout)
     _check_local_relaxation(target, candidate)
     live = _is_live(target)
-    copies = twirls if twirls and not live else 1
-    if copies > 1:
+    local_twirls = 0 if live else twirls
+    copies = max(local_twirls, 1)  # circuits per basis, sharing its shots
+    if local_twirls:
         # Local mode ignores the runtime's twirling option: the copies are made here, seeded,
         # each basis's `copies` consecutive circuits sharing its shots.
         circuits = twirled_circuits(task, candidate, target, copies, seed)
     bases = task.measurement_bases()
     samples = task.samples(task.final_split, limit)
     x = task.features(samples)
-    # One job per batch of samples, one PUB per basis: the circuit with a 2-D array, one row
-    # of input values per sample (a circuit without inputs: the circuit alone).
+    # One job per batch of samples, one PUB per basis (per twirled copy): the circuit with a
+    # 2-D array, one row of input values per sample (a circuit without inputs: none).
     batches = [
         _Batch(
             [
@@ -187,7 +188,7 @@ def deploy(
     _check_plan(folder, plan)
     jobs = JobLog(folder / "jobs.jsonl")
     counts = _run_batches(target, jobs, batches, shots, seed, progress, on_batch, twirls if live else 0)
-    if copies > 1:
+    if local_twirls:
         # Each circuit's random copies, counted together: the circuit's counts.
         counts = [c if b.scale == 0 else merged(c, copies) for c, b in zip(counts, batches, strict=True)]
 
