@@ -315,8 +315,7 @@ def twirl(circuit: QuantumCircuit, twirls: int, device: Device, seed: int) -> li
     unchanged (qiskit's pauli_twirl_2q_gates); averaged over the copies the gate's noise
     becomes a Pauli channel (Wallman and Emerson, PRA 94, 052325, 2016). The Paulis are
     merged into the neighbouring single-qubit gates, as the runtime does, so a copy has
-    no more pulses than it must (inserted as gates of their own, they cost a 36-CX
-    digits4 pick on fake_rochester 4-5 points of accuracy in a local deploy).
+    no more pulses than it must and is scheduled like the circuit it copies.
     """
     from qiskit.circuit import pauli_twirl_2q_gates
     from qiskit.transpiler import PassManager
