@@ -80,7 +80,7 @@ def deploy(
     once it is saved. `decoupling` True runs (and predicts) the circuits with X-X dynamical
     decoupling pulses in their idle windows, False without, None as the run scored them.
     `twirls` > 0 Pauli-twirls every two-qubit gate (folded ones too): that many random
-    copies of each circuit share its shots (`pauli_twirl`), so the device's gate noise
+    copies of each circuit share its shots (`twirled_circuits`), so the device's gate noise
     acts as a Pauli channel, the kind zero-noise extrapolation scales predictably.
     The summary is also written to RUN/deploy/<device>-<id or best>/summary.json.
     """

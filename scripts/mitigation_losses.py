@@ -4,9 +4,9 @@
 
 The accuracy of a classifier is an argmax: a mitigation that brings every output nearer
 the noiseless one can still move a sample across a decision boundary the wrong way
-(docs/results.md, "Error mitigation at deploy"). The cross-entropy the circuit was
-trained on moves smoothly with its outputs, so it shows whether a mitigation does what it
-should. Reads the deploy summaries `qnas deploy --mitigation readout+zne` (and
+(docs/results.md, "Mitigation at deploy: raw, readout (M3), ZNE, both"). The
+cross-entropy the circuit was trained on moves smoothly with its outputs, so it shows
+whether a mitigation does what it should. Reads the deploy summaries `qnas deploy --mitigation readout+zne` (and
 scripts/mitigation_table.py) left in each cell's deploy folder; runs no job. For each:
 the noiseless test loss (the search's own), the raw deployed loss, and each mitigated
 loss with the share of the gap to noiseless it recovers.
