@@ -80,7 +80,7 @@ def deploy(
     once it is saved. `decoupling` True runs (and predicts) the circuits with X-X dynamical
     decoupling pulses in their idle windows, False without, None as the run scored them.
     `twirls` > 0 Pauli-twirls every two-qubit gate (folded ones too): that many random
-    copies of each circuit share its shots (`twirled_circuits`), so the device's gate noise
+    copies of each circuit share its shots (`deployed_circuits`), so the device's gate noise
     acts as a Pauli channel, the kind zero-noise extrapolation scales predictably.
     The summary is also written to RUN/deploy/<device>-<id or best>/summary.json.
     """
@@ -103,15 +103,12 @@ def deploy(
     sub = sc.subcircuit(genome.arch)
     task = task.bind(sub)  # a task with a classical head reads the candidate's own
     search, seed = config.search, config.seed
-    candidate, circuits = deployed_circuits(config, task, sub, target, layout)
-    _check_local_relaxation(target, candidate)
     live = _is_live(target)
+    # Local mode ignores the runtime's twirling option: the copies are made here, seeded.
     local_twirls = 0 if live else twirls
     copies = max(local_twirls, 1)  # circuits per basis, sharing its shots
-    if local_twirls:
-        # Local mode ignores the runtime's twirling option: the copies are made here, seeded,
-        # each basis's `copies` consecutive circuits sharing its shots.
-        circuits = twirled_circuits(task, candidate, target, copies, seed)
+    candidate, circuits = deployed_circuits(config, task, sub, target, layout, local_twirls, seed)
+    _check_local_relaxation(target, candidate)
     bases = task.measurement_bases()
     samples = task.samples(task.final_split, limit)
     x = task.features(samples)
@@ -261,16 +258,31 @@ def placed(config: Config, task: Task, sub, target: Device, layout: tuple[int, .
 
 
 def deployed_circuits(
-    config: Config, task: Task, sub, target: Device, layout: tuple[int, ...]
+    config: Config,
+    task: Task,
+    sub,
+    target: Device,
+    layout: tuple[int, ...],
+    twirls: int = 0,
+    seed: int = 0,
 ) -> tuple[TranspiledCandidate, list[QuantumCircuit]]:
     """The placed candidate and the circuits a deploy runs: one per measurement basis, measured on the device.
 
-    The very circuits the noisy score simulates: one placed ansatz, each basis appended after routing.
+    The very circuits the noisy score simulates: one placed ansatz, each basis appended after
+    routing. With `twirls`, each basis's circuit is `twirls` consecutive Pauli-twirled copies
+    (`twirl`, seeded by `seed` and the basis), scheduled as the untwirled circuit.
     """
     candidate = placed(config, task, sub, target, layout)
-    circuits = [
-        c.measured_device_circuit(target) for c in task.measurement_circuits(candidate, target).values()
-    ]
+    circuits = []
+    for b, measured in enumerate(task.measurement_circuits(candidate, target).values()):
+        if not twirls:
+            circuits.append(measured.measured_device_circuit(target))
+            continue
+        drawn = int(np.random.SeedSequence([seed, b]).generate_state(1)[0])
+        for copy in twirl(measured.device_circuit, twirls, target, drawn):
+            circuits.append(
+                dataclasses.replace(measured, device_circuit=copy).measured_device_circuit(target)
+            )
     return candidate, circuits
 
 
@@ -326,18 +338,6 @@ def twirl(circuit: QuantumCircuit, twirls: int, device: Device, seed: int) -> li
         merge.run(copy)
         for copy in pauli_twirl_2q_gates(circuit, seed=seed, num_twirls=twirls, target=device.backend.target)
     ]
-
-
-def twirled_circuits(
-    task: Task, candidate: TranspiledCandidate, device: Device, twirls: int, seed: int
-) -> list[QuantumCircuit]:
-    """deployed_circuits' measured circuits, each as `twirls` twirled copies, scheduled as the original."""
-    out = []
-    for b, measured in enumerate(task.measurement_circuits(candidate, device).values()):
-        drawn = int(np.random.SeedSequence([seed, b]).generate_state(1)[0])
-        for copy in twirl(measured.device_circuit, twirls, device, drawn):
-            out.append(dataclasses.replace(measured, device_circuit=copy).measured_device_circuit(device))
-    return out
 
 
 def merged(counts: list[list[dict[str, int]]], twirls: int) -> list[list[dict[str, int]]]:

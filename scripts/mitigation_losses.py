@@ -34,7 +34,8 @@ def rows(cells: Path) -> list[dict]:
             row = {
                 "cell": cell.name,
                 "deploy": path.parent.name,
-                "shots": summary["shots"]["raw"] // summary["n_circuits"],
+                # Per circuit, as the deploy was planned (the summary's "shots" counts them all).
+                "shots": json.loads((path.parent / "deploy.json").read_text())["shots"],
                 "noiseless": noiseless,
                 "raw": raw,
             }

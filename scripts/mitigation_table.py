@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qnas.deploy import deploy  # noqa: E402
+from qnas.deploy import DEFAULT_SHOTS, deploy  # noqa: E402
 from qnas.estimate import estimate  # noqa: E402
 from qnas.mitigation import ZNE_SCALES, check_scales  # noqa: E402
 from qnas.pipeline import load_candidate, score_genome  # noqa: E402
@@ -117,7 +117,7 @@ def main() -> None:
     parser.add_argument("--devices", nargs="+", default=["fake_quito"])
     parser.add_argument("--methods", nargs="+", default=["noise_aware"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--shots", type=int, default=4000)
+    parser.add_argument("--shots", type=int, default=DEFAULT_SHOTS)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "mitigation")
     parser.add_argument("--report", action="store_true")
     parser.add_argument(
@@ -134,7 +134,7 @@ def main() -> None:
     suffix = (
         ("" if args.primitive == "sampler" else "-estimator")
         + (f"-scales{'-'.join(map(str, scales))}" if scales else "")
-        + (f"-shots{args.shots}" if args.shots != 4000 else "")
+        + (f"-shots{args.shots}" if args.shots != DEFAULT_SHOTS else "")
         + (f"-twirl{args.twirl}" if args.twirl else "")
     )
     lines = args.out / f"{args.cells.parent.name}{suffix}.jsonl"
