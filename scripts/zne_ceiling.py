@@ -53,14 +53,15 @@ def ceiling(cell: Path, scales: tuple[float, ...], shots: int, extrapolations: S
     # Each scale extrapolates at the scale its fold realizes (a whole two-qubit gate).
     realized = {s: mitigation.realized_scale(circuits[0], s) for s in scales}
     row["realized_scales"] = {str(s): realized[s] for s in scales}
+    # Folded once, simulated with and without readout error.
+    folds = {s: [mitigation.fold(c, s, target, config.seed) for c in circuits] for s in scales}
     for readout in (True, False):
         model = NoiseModel.from_backend(target.backend, readout_error=readout)
         simulator = AerSimulator(method="density_matrix", noise_model=model, seed_simulator=config.seed + 1)
         by_scale = {}
         for scale in scales:
             probs = []
-            for circuit in circuits:
-                folded = mitigation.fold(circuit, scale, target, config.seed)
+            for folded in folds[scale]:
                 values = input_values(folded, x)
                 binds = [{p: values[:, j] for j, p in enumerate(folded.parameters)}]
                 result = simulator.run(folded, parameter_binds=binds, shots=shots).result()
