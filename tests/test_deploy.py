@@ -237,4 +237,7 @@ def test_twirled_copies_act_as_the_circuit_and_a_twirled_deploy_repeats_its_coun
     argv = ["deploy", str(run_dir), "--device", "fake_quito", "--shots", "400", "--limit", "16", "--quiet"]
     assert main([*argv, "--twirl", "3"]) == 2
     err = capsys.readouterr().err
-    assert "twirls (3)" in err and "divisor of the shots (400)" in err and "Traceback" not in err
+    assert "--twirl 3" in err and "divisor of --shots (400)" in err and "Traceback" not in err
+    # The estimator path runs no twirled copies: refused, not silently ignored.
+    assert main([*argv, "--twirl", "4", "--primitive", "estimator"]) == 2
+    assert "--twirl applies to --primitive sampler" in capsys.readouterr().err
