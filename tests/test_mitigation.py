@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from qiskit import ClassicalRegister, QuantumCircuit
 from qiskit.quantum_info import Statevector
 
@@ -199,6 +201,29 @@ def test_the_cli_prints_raw_and_mitigated_side_by_side(run_dir, capsys):
     with pytest.raises(SystemExit) as bad:
         main([*argv, "--mitigation", "twirl"])
     assert bad.value.code == 2 and "invalid choice: 'twirl'" in capsys.readouterr().err
+
+
+def test_a_readout_mitigated_deploy_predicts_where_it_aims_and_a_readout_free_run_predicts_the_raw(
+    run_dir, tmp_path, capsys
+):
+    """M3 aims at the noisy simulation without readout error; the raw counts always carry it."""
+    settings = dict(shots=2000, batch_size=64, progress=False, limit=32)
+    summary = deploy(run_dir, "best", "fake_quito", mitigation="readout", **settings)
+    free, with_error = summary["predicted_readout_free"], summary["predicted"]
+    assert free["loss"] != pytest.approx(with_error["loss"], abs=1e-4)  # the readout error is left out
+    # A run searched without readout error (search.readout_noise: false) is still deployed on a
+    # device that has it: its raw prediction keeps the error (it used to leave it out).
+    other = tmp_path / "readout_free"
+    shutil.copytree(run_dir, other, ignore=shutil.ignore_patterns("deploy"))
+    config = yaml.safe_load((other / "config.yaml").read_text())
+    config["search"]["readout_noise"] = False
+    (other / "config.yaml").write_text(yaml.safe_dump(config))
+    again = deploy(other, "best", "fake_quito", mitigation="readout", **settings)
+    assert again["predicted"] == pytest.approx(with_error)
+    assert again["predicted_readout_free"] == pytest.approx(free)
+    argv = ["deploy", str(run_dir), "--device", "fake_quito", "--shots", "2000", "--limit", "32", "--quiet"]
+    assert main([*argv, "--mitigation", "readout"]) == 0
+    assert "without readout error (where readout mitigation aims)" in capsys.readouterr().out
 
 
 def test_zne_from_three_noise_scales_runs_two_folded_copies_in_a_deploy_of_its_own(run_dir, capsys):
