@@ -78,6 +78,9 @@ def methods(n_blocks_of: dict[int, list[int]], n_wires: int, max_blocks: int) ->
     out["random"] = ["search.strategy=random"]
     out["noise_unaware"] = ["search.noise_aware=false", 'search.layout="default"']
     out["noise_aware"] = []
+    # Chosen for a readout-mitigated deploy: scored without the readout error a perfect
+    # readout mitigation removes, so the choice cannot lean on that error.
+    out["noise_aware_readout_free"] = ["search.readout_noise=false"]
     # (d) with a finalist at every depth, not 4 spread over them: where the best circuit
     # under noise has a depth the spread skips (2 blocks on fake_cambridge and
     # fake_rochester), the 4-finalist search cannot pick it.
