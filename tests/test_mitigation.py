@@ -20,7 +20,7 @@ from qiskit.quantum_info import Statevector
 
 from qnas import mitigation
 from qnas.cli import main
-from qnas.deploy import deploy
+from qnas.deploy import deploy, summary_text
 from qnas.devices import get_device
 from qnas.transpiled import MEASURED, transpile_candidate
 
@@ -221,6 +221,11 @@ def test_a_readout_mitigated_deploy_predicts_where_it_aims_and_a_readout_free_ru
     again = deploy(other, "best", "fake_quito", mitigation="readout", **settings)
     assert again["predicted"] == pytest.approx(with_error)
     assert again["predicted_readout_free"] == pytest.approx(free)
+    # The summary warns only when the readout error helps the circuit (then M3 lowers the metric).
+    helps = "readout mitigation is expected to lower the accuracy"
+    for shift, warned in ((-0.1, True), (+0.1, False)):
+        moved = {**summary, "predicted_readout_free": {**free, "accuracy": with_error["accuracy"] + shift}}
+        assert (helps in summary_text(moved)) == warned
     argv = ["deploy", str(run_dir), "--device", "fake_quito", "--shots", "2000", "--limit", "32", "--quiet"]
     assert main([*argv, "--mitigation", "readout"]) == 0
     assert "without readout error (where readout mitigation aims)" in capsys.readouterr().out
