@@ -236,6 +236,8 @@ def deploy(
         "metric": task.metric,
         "higher_is_better": task.higher_is_better,
         "n_circuits": n_circuits,
+        # A mitigated summary's "shots" counts every circuit's (below); this keeps the plan's.
+        "shots_per_circuit": shots,
         **result,
         "difference": result["measured"][task.metric] - result["predicted"][task.metric],
         "n_2q": predicted["n_2q"],
@@ -722,7 +724,8 @@ def summary_text(summary: dict[str, Any]) -> str:
     metric = summary["metric"]
     measured, predicted = summary["measured"][metric], summary["predicted"][metric]
     lines = [
-        f"trial {summary['trial']} on {summary['backend']}: {summary['n_jobs']} job(s), {summary['shots']} shots"
+        f"trial {summary['trial']} on {summary['backend']}: {summary['n_jobs']} job(s), "
+        f"{summary.get('shots_per_circuit', summary['shots'])} shots"
         + (
             ""
             if not summary["n_samples"]

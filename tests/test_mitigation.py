@@ -191,6 +191,8 @@ def test_the_cli_prints_raw_and_mitigated_side_by_side(run_dir, capsys):
     assert main([*argv, "--mitigation", "readout"]) == 0
     out = capsys.readouterr().out
     assert "raw" in out and "readout" in out and "extra shots" in out
+    # The headline names the shots per circuit (it printed the mitigated shot counts' dict).
+    assert "job(s), 500 shots per sample, 16 test samples" in out
     # The loss beside the accuracy: a mitigation can bring the outputs nearer the noiseless ones
     # (a lower loss) while an argmax turns the wrong way (docs/results.md).
     lines = out.splitlines()
