@@ -204,7 +204,8 @@ class SearchConfig(_Strict):
     readout_noise: bool = Field(
         True,
         description="apply the device's readout error to the measured probabilities; false: gate and idle "
-        "noise alone, what a perfect readout mitigation would give",
+        "noise alone, what a perfect readout mitigation would give (the setting for a run deployed with "
+        "readout mitigation)",
     )
     expressibility_samples: int = Field(1000, gt=0)
     head_refit_epochs: int = Field(
