@@ -217,11 +217,12 @@ class QuantumTrainTask(LabelledSplits, Task):
                     torch.randn(d, chi_l, chi_r, generator=gen, dtype=torch.float64) * 0.5 / math.sqrt(chi_r)
                 )
                 parts.append((torch.eye(chi_l, chi_r, dtype=torch.float64) + noise).reshape(-1))
-        for n_in, n_out in self.sizes if self.mapping == "mlp" else ():
-            bound = 1 / math.sqrt(n_in)
-            parts.append(
-                (torch.rand(n_in * n_out + n_out, generator=gen, dtype=torch.float64) * 2 - 1) * bound
-            )
+        else:
+            for n_in, n_out in self.sizes:
+                bound = 1 / math.sqrt(n_in)
+                parts.append(
+                    (torch.rand(n_in * n_out + n_out, generator=gen, dtype=torch.float64) * 2 - 1) * bound
+                )
         return torch.cat([*parts, torch.zeros(len(self.shapes), dtype=torch.float64)])
 
     def bind(self, sub) -> QuantumTrainTask:
