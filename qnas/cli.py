@@ -357,12 +357,6 @@ def _prune(args) -> int:
 def _deploy(args) -> int:
     from qnas.deploy import deploy, summary_text
 
-    # Checked here too, so the message names the flags the user typed (the API names its arguments).
-    if args.twirl < 0 or (args.twirl and args.shots % args.twirl):
-        raise ValueError(
-            f"--twirl {args.twirl} must be 0 (off) or a positive divisor of --shots ({args.shots}): "
-            "each random copy of a circuit gets shots / N of them"
-        )
     if args.primitive == "estimator":
         if args.twirl:
             raise ValueError(

@@ -19,6 +19,7 @@ import dataclasses
 import json
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -88,7 +89,7 @@ def deploy(
         raise ValueError(f"shots ({shots}), batch_size ({batch_size}) and limit ({limit}) must be >= 1")
     if twirls < 0 or (twirls and shots % twirls):
         raise ValueError(
-            f"twirls ({twirls}) must be 0 (off) or a positive divisor of the shots ({shots}): "
+            f"the twirls (--twirl {twirls}) must be 0 (off) or a positive divisor of --shots ({shots}): "
             "each random copy of a circuit gets shots / twirls of them"
         )
     mitigation_module.check_method(mitigation)
@@ -184,7 +185,7 @@ def deploy(
     folder = deploy_folder(run.path / "deploy" / f"{_slug(device)}-{label}{suffix}", shots)
     _check_plan(folder, plan)
     jobs = JobLog(folder / "jobs.jsonl")
-    counts = _run_batches(target, jobs, batches, shots, seed, progress, on_batch, twirls if live else 0)
+    counts = _run_batches(target, jobs, batches, shots, seed, progress, on_batch, twirls)
     if local_twirls:
         # Each circuit's random copies, counted together: the circuit's counts.
         counts = [c if b.scale == 0 else merged(c, copies) for c, b in zip(counts, batches, strict=True)]
@@ -206,7 +207,8 @@ def deploy(
         by_scale = {realized[scale]: probabilities_at(scale) for scale in scales}
         result["mitigated"] = _mitigated_summary(task, by_scale, matrices, samples, shots, seed)
         test_shots = shots * len(bases) * n_circuits
-        result["shots"] = {
+        # Beside the plan's shots per circuit: what each mitigation cost in all.
+        result["mitigation_shots"] = {
             "raw": test_shots,
             "readout_calibration": 0 if matrices is None else shots * len(batches[-1].pubs),
             "zne_folded": test_shots * (len(scales) - 1),
@@ -236,8 +238,6 @@ def deploy(
         "metric": task.metric,
         "higher_is_better": task.higher_is_better,
         "n_circuits": n_circuits,
-        # A mitigated summary's "shots" counts every circuit's (below); this keeps the plan's.
-        "shots_per_circuit": shots,
         **result,
         "difference": result["measured"][task.metric] - result["predicted"][task.metric],
         "n_2q": predicted["n_2q"],
@@ -349,17 +349,10 @@ def twirl(circuit: QuantumCircuit, twirls: int, device: Device, seed: int) -> li
 
 def merged(counts: list[list[dict[str, int]]], twirls: int) -> list[list[dict[str, int]]]:
     """The counts of each PUB's `twirls` consecutive copies summed, row by row."""
-    out = []
-    for start in range(0, len(counts), twirls):
-        rows = []
-        for row in zip(*counts[start : start + twirls], strict=True):
-            total: dict[str, int] = {}
-            for part in row:
-                for bits, n in part.items():
-                    total[bits] = total.get(bits, 0) + n
-            rows.append(total)
-        out.append(rows)
-    return out
+    return [
+        [dict(sum(map(Counter, row), Counter())) for row in zip(*counts[start : start + twirls], strict=True)]
+        for start in range(0, len(counts), twirls)
+    ]
 
 
 def deploy_folder(unnamed: Path, shots: int) -> Path:
@@ -724,8 +717,7 @@ def summary_text(summary: dict[str, Any]) -> str:
     metric = summary["metric"]
     measured, predicted = summary["measured"][metric], summary["predicted"][metric]
     lines = [
-        f"trial {summary['trial']} on {summary['backend']}: {summary['n_jobs']} job(s), "
-        f"{summary.get('shots_per_circuit', summary['shots'])} shots"
+        f"trial {summary['trial']} on {summary['backend']}: {summary['n_jobs']} job(s), {summary['shots']} shots"
         + (
             ""
             if not summary["n_samples"]
@@ -747,7 +739,7 @@ def summary_text(summary: dict[str, Any]) -> str:
             f"sampling error of the test {metric} over {summary['n_samples']} samples: ± {summary['sampling_se']:.4f}"
         )
     if "mitigated" in summary:
-        shots = summary["shots"]
+        shots = summary["mitigation_shots"]
         extra = {"readout": shots["readout_calibration"], "zne": shots["zne_folded"]}
         extra["readout+zne"] = extra["readout"] + extra["zne"]
         scales = summary.get("zne_scales")

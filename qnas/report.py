@@ -186,7 +186,8 @@ def _header(config, best: dict, run: RunDir) -> str:
     ):
         s = json.loads(summary.read_text())
         if s.get("trial") == "best":
-            kinds[f"deployed ({s['device']}, {s['shots']} shots)"] = s["measured"]
+            twirled = f", twirled x{s['twirls']}" if s.get("twirls") else ""
+            kinds[f"deployed ({s['device']}, {s['shots']} shots{twirled})"] = s["measured"]
     metrics = [
         m for m in ("accuracy", "calibrated_loss", "loss", "energy", "exact_energy") if m in test["noiseless"]
     ]

@@ -34,7 +34,8 @@ def rows(cells: Path) -> list[dict]:
             row = {
                 "cell": cell.name,
                 "deploy": path.parent.name,
-                # Per circuit, as the deploy was planned (the summary's "shots" counts them all).
+                # Per circuit, from the plan: summaries written before 2026-12-05 (session 12)
+                # hold every circuit's shots under "shots".
                 "shots": json.loads((path.parent / "deploy.json").read_text())["shots"],
                 "noiseless": noiseless,
                 "raw": raw,

@@ -53,7 +53,7 @@ def measure(
         "noisy": best["test"]["noisy"][metric],
         "raw": summary["measured"][metric],
         "raw_se": summary["shot_noise_se"],
-        "shots": summary["shots"],
+        "shots": summary["mitigation_shots"],
         "zne_scales": summary["zne_scales"],
     }
     for kind in KINDS[1:]:

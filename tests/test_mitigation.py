@@ -175,7 +175,7 @@ def test_a_mitigated_deploy_interrupted_resubmits_nothing_and_gives_the_same_sum
     for batch in range(5):
         assert [r["status"] for r in records if r["batch"] == batch] == ["submitted", "done"]
     assert set(summary["mitigated"]) == {"readout", "zne", "readout+zne"}
-    assert summary["shots"] == {"raw": 32000, "readout_calibration": 8000, "zne_folded": 32000}
+    assert summary["mitigation_shots"] == {"raw": 32000, "readout_calibration": 8000, "zne_folded": 32000}
     for scores in summary["mitigated"].values():
         assert 0 <= scores["accuracy"] <= 1 and scores["shot_noise_se"] > 0
     # ZNE's extrapolation amplifies shot noise; M3 barely does.
@@ -193,6 +193,10 @@ def test_the_cli_prints_raw_and_mitigated_side_by_side(run_dir, capsys):
     assert "raw" in out and "readout" in out and "extra shots" in out
     # The headline names the shots per circuit (it printed the mitigated shot counts' dict).
     assert "job(s), 500 shots per sample, 16 test samples" in out
+    # So does the run's report, which reads the same summary (it printed the dict too).
+    assert main(["report", str(run_dir)]) == 0
+    report = (run_dir / "report.html").read_text()
+    assert "deployed (fake_quito, 500 shots)" in report and "readout_calibration" not in report
     # The loss beside the accuracy: a mitigation can bring the outputs nearer the noiseless ones
     # (a lower loss) while an argmax turns the wrong way (docs/results.md).
     lines = out.splitlines()
@@ -240,7 +244,11 @@ def test_zne_from_three_noise_scales_runs_two_folded_copies_in_a_deploy_of_its_o
     assert default["zne_scales"] == [1, 3] and three["zne_scales"] == [1, 3, 5]
     assert set(three["zne_signal_kept"]) == {"3", "5"}
     assert all(0 < v < 1.5 for v in three["zne_signal_kept"].values())
-    assert three["shots"]["zne_folded"] == 2 * default["shots"]["zne_folded"] == 2 * 16 * 500
+    assert (
+        three["mitigation_shots"]["zne_folded"]
+        == 2 * default["mitigation_shots"]["zne_folded"]
+        == 2 * 16 * 500
+    )
     folder = Path(three["jobs"]).parent
     assert folder.name == "fake_quito-best-zne-scales1-3-5-shots500"
     records = [json.loads(line) for line in (folder / "jobs.jsonl").read_text().splitlines()]
