@@ -113,6 +113,16 @@ class TaskConfig(_Strict):
     shots: int | None = Field(
         None, gt=0, description="Quantum-Train: the probabilities come from this many shots (None: exact)"
     )
+    standardize: Literal["unit", "tensor"] | None = Field(
+        None,
+        description="Quantum-Train: the generated weights standardized per output unit or per tensor (None: unit)",
+    )
+    label_smoothing: float | None = Field(
+        None,
+        ge=0,
+        lt=1,
+        description="Quantum-Train: label smoothing of the generated network's training loss (None: 0)",
+    )
 
 
 class SpaceConfig(_Strict):

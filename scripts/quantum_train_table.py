@@ -82,7 +82,7 @@ def append(path: Path, row: dict) -> None:
 
 
 def classical(config, epochs: int, lr: float, seed: int) -> dict:
-    """The target network trained directly (Adam, cosine decay, the same batches as Quantum-Train)."""
+    """The target network trained directly (Adam, cosine decay, the same batches and loss as Quantum-Train)."""
     task = task_from_config(config)
     torch.manual_seed(seed)
     net = target_network(task.target, task.n_features, task.n_classes).double()
@@ -93,7 +93,7 @@ def classical(config, epochs: int, lr: float, seed: int) -> dict:
     for _ in range(epochs):
         for x, y in task.batches(32, rng):
             optimizer.zero_grad()
-            F.cross_entropy(net(x.double()), y).backward()
+            F.cross_entropy(net(x.double()), y, label_smoothing=task.label_smoothing).backward()
             optimizer.step()
             scheduler.step()
     with torch.no_grad():
@@ -292,8 +292,11 @@ def main() -> None:
     # it: the classical network no mapping model, the human generators not the design space.
     mapping = "" if not args.mapping_hidden else "-map" + "x".join(map(str, args.mapping_hidden))
     tag = mapping + "".join(f"-{kv}" for kv in args.set)
-    others = "".join(f"-{kv}" for kv in args.set if not kv.startswith(("space.", "task.mapping")))
-    mapping += "".join(f"-{kv}" for kv in args.set if kv.startswith("task.mapping"))
+    # What shapes the generator alone (design space, mapping model, standardization) does not
+    # name the classical rows; what shapes the training (e.g. task.label_smoothing) does.
+    generator_only = ("space.", "task.mapping", "task.standardize")
+    others = "".join(f"-{kv}" for kv in args.set if not kv.startswith(generator_only))
+    mapping += "".join(f"-{kv}" for kv in args.set if kv.startswith(("task.mapping", "task.standardize")))
     tags = {"classical": others, "human": mapping + others, "mapping": mapping + others}
     cells = done(CELLS)
     for seed in args.seeds:

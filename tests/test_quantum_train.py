@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 import subprocess
 import sys
 
@@ -142,6 +143,43 @@ def test_each_mapping_size_belongs_to_its_mapping_model():
             task_from_config(Config.model_validate({"task": {"name": "qt_digits10", **task}}))
     with pytest.raises(ValueError, match="belong to a Quantum-Train task"):
         task_from_config(Config.model_validate({"task": {"name": "digits4", "mapping": "mps"}}))
+
+
+def test_each_output_units_generated_weights_are_standardized_and_start_at_chance(built):
+    """Weight standardization per output unit (each conv filter, each row of a linear layer), as Qiao
+    et al. define it; standardized per tensor, the CNN started far from chance (loss 5.8 for ln 10)."""
+    config, task, _ = built
+    sc = build_supercircuit(config, task)  # fresh: the gains at their initial 1
+    sub = sc.subcircuit(sc.fixed_blocks(1))
+    bound = task.bind(sub)
+    probs = bound.outputs_from_state(bound.state(sub, task.features(None).double()))[0]
+    weights = bound.generated_weights(probs.detach())
+    for name, w in weights.items():
+        spread = task.init_spread[name]  # the gains start at 1
+        rows = w.reshape(w.shape[0], -1) if w.dim() > 1 else w[None]
+        assert torch.allclose(rows.mean(1), torch.zeros(len(rows), dtype=w.dtype), atol=1e-9), name
+        assert torch.allclose(rows.std(1), torch.full((len(rows),), spread, dtype=w.dtype), rtol=1e-6), name
+    assert abs(task.evaluate(sub, "valid")["loss"] - math.log(10)) < 0.1
+    whole = dataclasses.replace(task, standardize="tensor").bind(sub).generated_weights(probs.detach())
+    rows = whole["8.weight"].reshape(10, -1)
+    assert not torch.allclose(rows.std(1), rows.std(1).mean())  # per tensor: the units' spreads differ
+
+
+def test_label_smoothing_regularizes_the_training_loss_and_not_the_metrics(built):
+    _, task, sc = built
+    sub = sc.subcircuit(sc.fixed_blocks(1))
+    smoothed = dataclasses.replace(task, label_smoothing=0.1)
+    batch = task.samples("train", 64)
+    assert smoothed.loss(sub, batch).item() != pytest.approx(task.loss(sub, batch).item(), abs=1e-6)
+    assert smoothed.evaluate(sub, "valid") == task.evaluate(sub, "valid")
+    for value, match in [
+        ({"standardize": "filter"}, "standardize"),
+        ({"label_smoothing": 1.0}, "label_smoothing"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            Config.model_validate({"task": {"name": "qt_digits10", **value}})
+    with pytest.raises(ValueError, match=r"task.label_smoothing belong to a Quantum-Train task"):
+        task_from_config(Config.model_validate({"task": {"name": "digits4", "label_smoothing": 0.1}}))
 
 
 def test_a_subclass_of_the_task_binds_as_itself(built):
@@ -332,7 +370,7 @@ def test_noise_aware_finetuning_trains_the_generator_and_its_mapping_on_the_devi
                 "noise_aware": True,
                 "engine": "parameter_shift",
                 "epochs": 2,
-                "batch_size": 256,
+                "batch_size": 32,
                 "lr": 0.03,
                 "weight_decay": 0.0,
             },
@@ -347,8 +385,10 @@ def test_noise_aware_finetuning_trains_the_generator_and_its_mapping_on_the_devi
     angles = [i for i in sub.parameter_indices() if i not in sc.head]
     assert not torch.equal(tuned.weights[angles], sc.weights[angles])
     assert not torch.equal(tuned.weights[list(sc.head)], sc.weights[list(sc.head)])
-    # Scored on the same noisy simulation it trained through, the generated network has learned.
+    # Scored on the same noisy simulation it trained through, the generated network has learned:
+    # from ln 10 (a per-unit standardized network starts at chance) two short epochs through
+    # the noise take a few hundredths off the loss (0.06 measured).
     before = score_genome(config, task, sc, genome, "valid", True)
     trained = score_genome(config, task, tuned, genome, "valid", True)
-    assert trained["loss"] < before["loss"] - 0.1, (before["loss"], trained["loss"])
+    assert trained["loss"] < before["loss"] - 0.03, (before["loss"], trained["loss"])
     assert after.n_params == sub.n_params

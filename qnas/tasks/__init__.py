@@ -74,13 +74,16 @@ def get_task(
     shots: int | None = None,
     mapping: str | None = None,
     mapping_bond: int | None = None,
+    standardize: str | None = None,
+    label_smoothing: float | None = None,
 ) -> Task:
     """Return the task called `name`; the data split is drawn with `seed`.
 
     `logit_scale` multiplies the <Z> readout of classification tasks, and `encoder` names
     their encoder (None: the task's own); a VQE takes neither. `mapping` (mlp or mps),
-    `mapping_hidden` (the MLP's hidden widths), `mapping_bond` (the MPS's bond dimension) and
-    `shots` (probabilities from that many shots) are a Quantum-Train task's alone.
+    `mapping_hidden` (the MLP's hidden widths), `mapping_bond` (the MPS's bond dimension),
+    `shots` (probabilities from that many shots), `standardize` (the generated weights per
+    output unit or per tensor) and `label_smoothing` are a Quantum-Train task's alone.
     """
     if name in _QUANTUM_TRAIN:
         if encoder is not None:
@@ -102,12 +105,29 @@ def get_task(
         hidden = tuple(mapping_hidden) if mapping_hidden is not None else (8, 8)
         bond = mapping_bond if mapping_bond is not None else 4
         return QuantumTrainTask(
-            name, splits, _QUANTUM_TRAIN[name], hidden, shots, seed, mapping=mapping, bond=bond
+            name,
+            splits,
+            _QUANTUM_TRAIN[name],
+            hidden,
+            shots,
+            seed,
+            mapping=mapping,
+            bond=bond,
+            standardize=standardize or "unit",
+            label_smoothing=label_smoothing or 0.0,
         )
-    if any(v is not None for v in (mapping, mapping_hidden, mapping_bond, shots)):
+    quantum_train_only = {
+        "mapping": mapping,
+        "mapping_hidden": mapping_hidden,
+        "mapping_bond": mapping_bond,
+        "shots": shots,
+        "standardize": standardize,
+        "label_smoothing": label_smoothing,
+    }
+    if given := [f"task.{k}" for k, v in quantum_train_only.items() if v is not None]:
         raise ValueError(
-            f"task.mapping, task.mapping_hidden, task.mapping_bond and task.shots belong to a Quantum-Train "
-            f"task ({', '.join(_QUANTUM_TRAIN)}), not to {name}; remove them"
+            f"{', '.join(given)} belong to a Quantum-Train task ({', '.join(_QUANTUM_TRAIN)}), "
+            f"not to {name}; remove them"
         )
     if name in _CLASSIFICATION:
         source, classes = _CLASSIFICATION[name]
@@ -195,6 +215,8 @@ def task_from_config(config: Config) -> Task:
         shots=t.shots,
         mapping=t.mapping,
         mapping_bond=t.mapping_bond,
+        standardize=t.standardize,
+        label_smoothing=t.label_smoothing,
     )
     if t.reupload and task.kind != "classification":
         raise ValueError(f"task.reupload: task {task.name} is a {task.kind}; only a classifier encodes data")

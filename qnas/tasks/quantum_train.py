@@ -16,11 +16,17 @@ checkpointed and exported with it (`Task.n_head_params`, `Task.bind`).
 
 The mapping model reads, for basis state i, its n bits as +-1 and 2^n p_i - 1 (the
 probability relative to the uniform distribution, so a random circuit gives inputs of
-order one at any n), and outputs w_i through tanh hidden layers. Each generated tensor of
-the target is then standardized (zero mean, unit spread, as in weight standardization,
-Qiao et al. 2019) and scaled to torch's default initial spread times a learned gain, one
-per tensor: without it the raw outputs share one sign and magnitude, and a ReLU network
-built from them starts dead (measured: loss stuck at ln 10 for 30 epochs).
+order one at any n), and outputs w_i through tanh hidden layers. The weights into each
+output unit of the target (a conv filter, a row of a linear layer) are then standardized
+(zero mean, unit spread: weight standardization, Qiao et al., arXiv 1903.10520) and scaled
+to torch's default initial spread times a learned gain, one per tensor: without it the raw
+outputs share one sign and magnitude, and a ReLU network built from them starts dead
+(measured: loss stuck at ln 10 for 30 epochs). Per unit, every filter gets the same
+spread whatever its share of the smooth mapping's outputs; standardizing each tensor
+whole (`standardize="tensor"`, qnas before 2026-12-05) let a few filters carry the
+tensor's spread and left the CNN 2.3 points lower (docs/results.md, Quantum-Train,
+session 13). `label_smoothing` (Szegedy et al. 2016) regularizes the generated network's
+training loss: it fits its training set either way and generalizes better with it.
 
 `task.mapping: mps` replaces the MLP by a matrix product state over the same inputs
 (`mps_mapping`, after the tensor-network mapping of Liu et al., arXiv 2409.06992).
@@ -87,6 +93,7 @@ def mapping_sizes(n_qubits: int, hidden: Sequence[int]) -> list[tuple[int, int]]
 
 
 MAPPINGS = ("mlp", "mps")
+STANDARDIZE = ("unit", "tensor")
 
 
 def mapping_model(head: torch.Tensor, inputs: torch.Tensor, sizes: list[tuple[int, int]]) -> torch.Tensor:
@@ -153,12 +160,20 @@ class QuantumTrainTask(LabelledSplits, Task):
     head: torch.Tensor | None = field(default=None, repr=False)  # the bound mapping weights (see bind)
     mapping: str = "mlp"  # the mapping model: "mlp" or "mps" (a matrix product state)
     bond: int = 4  # the MPS mapping's bond dimension
+    standardize: str = "unit"  # the generated weights standardized per output unit, or per "tensor"
+    label_smoothing: float = 0.0  # of the training loss's cross-entropy (the metrics' loss is plain)
 
     def __post_init__(self) -> None:
         if self.mapping not in MAPPINGS:
             raise ValueError(f"task.mapping must be one of {', '.join(MAPPINGS)}, got {self.mapping!r}")
         if not self.hidden or min(self.hidden) < 1:
             raise ValueError(f"task.mapping_hidden must be positive layer widths, got {list(self.hidden)}")
+        if self.standardize not in STANDARDIZE:
+            raise ValueError(
+                f"task.standardize must be one of {', '.join(STANDARDIZE)}, got {self.standardize!r}"
+            )
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"task.label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.bond < 1:
             raise ValueError(f"task.mapping_bond must be a positive bond dimension, got {self.bond}")
         if self.shots is not None and self.shots < 1:
@@ -293,8 +308,13 @@ class QuantumTrainTask(LabelledSplits, Task):
         for gain, (name, shape) in zip(gains, self.shapes.items(), strict=True):
             size = int(np.prod(shape))
             raw = flat[start : start + size]
-            spread = raw.std() if size > 1 else raw.abs()
-            out[name] = ((raw - raw.mean()) / (spread + 1e-8) * gain * self.init_spread[name]).view(shape)
+            if self.standardize == "unit" and len(shape) > 1 and size > shape[0]:
+                rows = raw.view(shape[0], -1)  # the weights into each output unit
+                unit = (rows - rows.mean(1, keepdim=True)) / (rows.std(1, keepdim=True) + 1e-8)
+            else:  # a bias, or the whole tensor
+                spread = raw.std() if size > 1 else raw.abs()
+                unit = (raw - raw.mean()) / (spread + 1e-8)
+            out[name] = (unit * gain * self.init_spread[name]).reshape(shape)
             start += size
         return out
 
@@ -303,10 +323,13 @@ class QuantumTrainTask(LabelledSplits, Task):
         return torch.func.functional_call(self.network, weights, (x.double(),))
 
     def loss_from_outputs(self, outputs: torch.Tensor, batch) -> torch.Tensor:
-        """Cross-entropy of the generated network on the batch, per parameter vector: (K,)."""
+        """Cross-entropy (label-smoothed as set) of the generated network on the batch, per parameter vector: (K,)."""
         _, y = batch
         probs = self._with_shots(outputs[:, 0], batch)
-        return torch.stack([F.cross_entropy(self._logits(p, batch[0]), y) for p in probs])
+        smoothing = self.label_smoothing
+        return torch.stack(
+            [F.cross_entropy(self._logits(p, batch[0]), y, label_smoothing=smoothing) for p in probs]
+        )
 
     def metrics_from_outputs(self, outputs, samples) -> dict[str, float]:
         """Loss and accuracy of the generated network on `samples`."""
