@@ -103,7 +103,7 @@ def test_an_engine_without_the_heads_chain_rule_is_refused_before_training():
 
 
 def test_quantum_train_keys_belong_to_a_quantum_train_task():
-    with pytest.raises(ValueError, match="belong to a Quantum-Train task"):
+    with pytest.raises(ValueError, match="belongs to a Quantum-Train task"):
         task_from_config(Config.model_validate({"task": {"name": "digits4", "shots": 100}}))
 
 
@@ -141,7 +141,7 @@ def test_each_mapping_size_belongs_to_its_mapping_model():
     ]:
         with pytest.raises(ValueError, match=match):
             task_from_config(Config.model_validate({"task": {"name": "qt_digits10", **task}}))
-    with pytest.raises(ValueError, match="belong to a Quantum-Train task"):
+    with pytest.raises(ValueError, match="belongs to a Quantum-Train task"):
         task_from_config(Config.model_validate({"task": {"name": "digits4", "mapping": "mps"}}))
 
 
@@ -178,7 +178,7 @@ def test_label_smoothing_regularizes_the_training_loss_and_not_the_metrics(built
     ]:
         with pytest.raises(ValueError, match=match):
             Config.model_validate({"task": {"name": "qt_digits10", **value}})
-    with pytest.raises(ValueError, match=r"task.label_smoothing belong to a Quantum-Train task"):
+    with pytest.raises(ValueError, match=r"task.label_smoothing belongs to a Quantum-Train task"):
         task_from_config(Config.model_validate({"task": {"name": "digits4", "label_smoothing": 0.1}}))
 
 

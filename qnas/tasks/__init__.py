@@ -125,9 +125,10 @@ def get_task(
         "label_smoothing": label_smoothing,
     }
     if given := [f"task.{k}" for k, v in quantum_train_only.items() if v is not None]:
+        verb, them = ("belongs", "it") if len(given) == 1 else ("belong", "them")
         raise ValueError(
-            f"{', '.join(given)} belong to a Quantum-Train task ({', '.join(_QUANTUM_TRAIN)}), "
-            f"not to {name}; remove them"
+            f"{', '.join(given)} {verb} to a Quantum-Train task ({', '.join(_QUANTUM_TRAIN)}), "
+            f"not to {name}; remove {them}"
         )
     if name in _CLASSIFICATION:
         source, classes = _CLASSIFICATION[name]
