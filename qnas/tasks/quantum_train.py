@@ -21,11 +21,10 @@ output unit of the target (a conv filter, a row of a linear layer) are then stan
 (zero mean, unit spread: weight standardization, Qiao et al., arXiv 1903.10520) and scaled
 to torch's default initial spread times a learned gain, one per tensor: without it the raw
 outputs share one sign and magnitude, and a ReLU network built from them starts dead
-(measured: loss stuck at ln 10 for 30 epochs). Per unit, every filter gets the same
-spread whatever its share of the smooth mapping's outputs; standardizing each tensor
-whole (`standardize="tensor"`, qnas before 2026-12-05) let a few filters carry the
-tensor's spread and left the CNN 2.3 points lower (docs/results.md, Quantum-Train,
-session 13). `label_smoothing` (Szegedy et al. 2016) regularizes the generated network's
+(measured: loss stuck at ln 10 for 30 epochs). Per unit, every filter starts at the same
+spread and the network at chance; standardized whole per tensor (`standardize="tensor"`,
+qnas before 2026-12-05), the CNN started far from it (loss 5.8) and ended 2.3 points
+lower (docs/results.md, Quantum-Train, session 13). `label_smoothing` (Szegedy et al. 2016) regularizes the generated network's
 training loss: it fits its training set either way and generalizes better with it.
 
 `task.mapping: mps` replaces the MLP by a matrix product state over the same inputs
@@ -211,10 +210,12 @@ class QuantumTrainTask(LabelledSplits, Task):
             if self.mapping == "mlp"
             else f"MPS mapping (bond {self.bond}, the probability through its last core)"
         )
+        per = "per output unit (each filter, each row)" if self.standardize == "unit" else "per tensor"
         return [
             f"measure all {self.n_wires} qubits in Z; p_i = shots with outcome i / shots (qubit 0 = bit 0 of i)",
             f"weight i (i < {self.n_target}) = {model} of "
-            f"(bits of i as +-1, 2^{self.n_wires} p_i - 1); the mapping's weights are in generated_weights.pt",
+            f"(bits of i as +-1, 2^{self.n_wires} p_i - 1); the network they make is in generated_weights.pt",
+            f"the weights standardized {per} and scaled by torch's initial spread times a learned gain per tensor",
             f"the weights fill a {self.target} ({self.n_target} weights) in torch's parameter order",
         ]
 
