@@ -484,29 +484,60 @@ def _finetuned(
         # the angles it starts from, not on the device or the layout: the checkpoint is named
         # by those, so any run holding the same circuit finds it.
         scoring, executor_of = [], None
-    key = sub.digest(_task_settings(config), ft.model_dump(), config.seed, *scoring)[:16]
-    checkpoint = folder / f"finetune-{key}.pt"
+    checkpoint = _finetune_checkpoint(folder, config, task, sub, scoring)
     # Runs sharing the folder wait for one another's fine-tuning of a common circuit, then find it finished.
     with locked(checkpoint.with_suffix(".lock")):
         tuned, _ = finetune(sc, sub.genes, task, ft, config.seed, engine, executor_of, checkpoint, progress)
     return tuned
 
 
-# Task settings added since fine-tuned checkpoints were first named, at their defaults: left
-# out of the name, so a run made before them finds its checkpoints.
+# Task settings added since fine-tuned checkpoints were first named, left out of the name at
+# their defaults, so a run made before them finds its checkpoints.
 _ADDED_TASK_SETTINGS = {"encoder": None}
+# Settings added after that, in the order they came, each with the values that do what the
+# code did before it existed. A checkpoint's name holds the settings of its day; a run looks
+# for the newest name first, then for the older ones its settings share, so a run resumed
+# across an upgrade keeps its fine-tuning. (Quantum-Train standardized per tensor before
+# `standardize` existed: its default, per unit, does not share the older names.)
+_LATER_TASK_SETTINGS: list[dict[str, tuple]] = [
+    {"mapping_hidden": (None,), "shots": (None,)},
+    {"reupload": (False,)},
+    {"mapping": (None,), "mapping_bond": (None,)},
+    {"standardize": (None, "tensor"), "label_smoothing": (None, 0.0)},
+]
 
 
-def _task_settings(config: Config) -> dict:
+def _task_settings(
+    config: Config, task: Task | None = None, era: int = len(_LATER_TASK_SETTINGS)
+) -> dict | None:
+    """The task settings that name a fine-tuned checkpoint, as named when the first `era` of the
+    later settings existed; None when the config sets one of the others off its old behaviour."""
     settings = {
         k: v
         for k, v in config.task.model_dump().items()
         if not (k in _ADDED_TASK_SETTINGS and v == _ADDED_TASK_SETTINGS[k])
     }
+    if task is not None and task.kind == "quantum_train" and settings["standardize"] is None:
+        settings["standardize"] = "unit"  # what None means for Quantum-Train
+    for added in _LATER_TASK_SETTINGS[era:]:
+        for k, old in added.items():
+            if settings.pop(k) not in old:
+                return None
     if config.search.encoders:
         # The encoder gene indexes this list: what the inputs are and which encoder reads them.
         settings["encoders"] = list(config.search.encoders)
     return settings
+
+
+def _finetune_checkpoint(folder: Path, config: Config, task: Task, sub: Subcircuit, scoring: list) -> Path:
+    """Where `sub`'s fine-tuning is checkpointed: the newest name, or an older one that exists."""
+    names = []
+    for era in range(len(_LATER_TASK_SETTINGS), -1, -1):
+        settings = _task_settings(config, task, era)
+        if settings is not None:
+            key = sub.digest(settings, config.finetune.model_dump(), config.seed, *scoring)[:16]
+            names.append(folder / f"finetune-{key}.pt")
+    return next((p for p in names if p.exists()), names[0])
 
 
 def noisy_executor_of(config: Config, task: Task, genome: Genome) -> Callable[[Subcircuit], NoisyExecutor]:

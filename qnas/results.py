@@ -56,9 +56,7 @@ class RunDir:
             ) from None
         if self.config_file.exists():
             # Read through today's Config, so keys added since the run began take their defaults.
-            saved = Config.model_validate(
-                parse_yaml(self.config_file.read_text(), str(self.config_file))
-            ).model_dump()
+            saved = self.load_config().model_dump()
             if saved != config.model_dump():
                 changed = _changed_keys(saved, config.model_dump())
                 raise ValueError(
@@ -75,7 +73,9 @@ class RunDir:
     def load_config(self) -> Config:
         if not self.config_file.exists():
             raise FileNotFoundError(f"{self.path} is not a qnas run directory (no config.yaml)")
-        return Config.model_validate(parse_yaml(self.config_file.read_text(), str(self.config_file)))
+        return Config.model_validate(
+            _as_written(parse_yaml(self.config_file.read_text(), str(self.config_file)))
+        )
 
     def storage_url(self, storage: str | None) -> str:
         """The Optuna storage of this run: `storage` when given, else the journal file in the directory."""
@@ -93,6 +93,22 @@ class RunDir:
             return self.study_name_file.read_text().strip()
         text = json.dumps(config.model_dump(), sort_keys=True)
         return f"qnas-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+def _as_written(data: Any) -> Any:
+    """A saved config as the qnas that wrote it meant it, where a key added since changed a default.
+
+    Quantum-Train standardized the generated weights per tensor until `task.standardize` came
+    (2026-12-05, per output unit by default): a run saved before it keeps per tensor, so its
+    stored mapping weights generate the network they were trained to.
+    """
+    # Imported here: the tasks load torch, which reading a run's tables does not need.
+    from qnas.tasks import QUANTUM_TRAIN_TASKS
+
+    task = data.get("task") if isinstance(data, dict) else None
+    if isinstance(task, dict) and "standardize" not in task and task.get("name") in QUANTUM_TRAIN_TASKS:
+        task["standardize"] = "tensor"
+    return data
 
 
 def read_checkpoint(path: Path) -> dict:

@@ -388,3 +388,76 @@ def test_too_many_valid_samples_says_which_value_works(tmp_path, capsys):
     from qnas.pipeline import check_config
 
     check_config(load_config(None, [f"search.valid_samples={limit}"]))
+
+
+def test_a_run_made_before_new_task_settings_finds_its_fine_tuning(tmp_path):
+    """Each task setting added to the config changed every fine-tuning checkpoint's name, so a run
+    resumed across the upgrade fine-tuned its finalists again; it now finds the older names."""
+    from qnas.config import Config
+    from qnas.evaluate import build_supercircuit
+    from qnas.pipeline import _finetune_checkpoint
+    from qnas.tasks import task_from_config
+
+    def old_name(config, sub, dropped):
+        # As the qnas of the day named it: the task settings it knew (encoder left out at None).
+        task_settings = {k: v for k, v in config.task.model_dump().items() if k not in dropped}
+        del task_settings["encoder"]
+        key = sub.digest(task_settings, config.finetune.model_dump(), config.seed)[:16]
+        return tmp_path / f"finetune-{key}.pt"
+
+    session12 = {"standardize", "label_smoothing"}
+    session9 = session12 | {"mapping", "mapping_bond"}
+    config = Config.model_validate({"task": {"name": "digits4"}, "space": {"max_blocks": 1}})
+    task = task_from_config(config)
+    sc = build_supercircuit(config, task)
+    sub = sc.subcircuit(sc.fixed_blocks(1))
+    newest = _finetune_checkpoint(tmp_path, config, task, sub, [])
+    for dropped in (session12, session9):
+        old = old_name(config, sub, dropped)
+        assert old != newest
+        old.touch()
+        assert _finetune_checkpoint(tmp_path, config, task, sub, []) == old
+        old.unlink()
+    # Quantum-Train standardized per tensor then: only a run that asks for that shares the old name.
+    for standardize, shared in ((None, False), ("tensor", True)):
+        qt = Config.model_validate(
+            {"task": {"name": "qt_digits10", "mapping_hidden": [4], "standardize": standardize}, **SMALL_QT}
+        )
+        qt_task = task_from_config(qt)
+        qt_sc = build_supercircuit(qt, qt_task)
+        qt_sub = qt_sc.subcircuit(qt_sc.fixed_blocks(1))
+        old = old_name(
+            qt.model_copy(update={"task": qt.task.model_copy(update={"standardize": None})}),
+            qt_sub,
+            session12,
+        )
+        old.touch()
+        assert (_finetune_checkpoint(tmp_path, qt, qt_task, qt_sub, []) == old) is shared
+        old.unlink()
+
+
+SMALL_QT = {"device": "fake_guadalupe", "space": {"name": "ry_cnot", "max_blocks": 1}}
+
+
+def test_a_quantum_train_run_saved_before_standardize_keeps_per_tensor(tmp_path):
+    """A Quantum-Train run saved before task.standardize read as per unit, the new default, so its
+    stored mapping weights generated another network than the one they were trained to."""
+    import yaml
+
+    from qnas.config import Config, dump_config
+    from qnas.results import RunDir
+
+    for name, expected in (("qt_digits10", "tensor"), ("digits4", None)):
+        run = RunDir(tmp_path / name)
+        run.path.mkdir()
+        config = Config.model_validate({"task": {"name": name}})
+        data = yaml.safe_load(dump_config(config))
+        del data["task"]["standardize"], data["task"]["label_smoothing"]
+        run.config_file.write_text(yaml.safe_dump(data, sort_keys=False))
+        assert run.load_config().task.standardize == expected
+        if expected:
+            # Resumed with today's defaults, it is refused, naming the difference, not mixed.
+            with pytest.raises(ValueError, match=r"differs in task.standardize"):
+                run.prepare(config)
+        else:
+            run.prepare(config)

@@ -48,6 +48,7 @@ _CLASSIFICATION = {
 _WIDE = {"digits10", "mnist10", "fashion10"}
 # Quantum-Train (qnas.tasks.quantum_train): name -> the target network trained on digits10's 8x8 images.
 _QUANTUM_TRAIN = {"qt_digits10": "cnn", "qt_digits10_mlp": "mlp"}
+QUANTUM_TRAIN_TASKS = tuple(_QUANTUM_TRAIN)
 _WIDE_ENCODER = "ryzxy"  # 4 features per wire: 40 principal components of 64 pooled pixels
 _EIGHT = "x[i] is pixel (i // 8, i % 8) of the image average-pooled to 8x8, scaled from [0, 1] to [0, pi]"
 
