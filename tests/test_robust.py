@@ -421,22 +421,19 @@ def test_a_run_made_before_new_task_settings_finds_its_fine_tuning(tmp_path):
     # Quantum-Train standardized per tensor then: only a run that asks for that shares the old name.
     for standardize, shared in ((None, False), ("tensor", True)):
         qt = Config.model_validate(
-            {"task": {"name": "qt_digits10", "mapping_hidden": [4], "standardize": standardize}, **SMALL_QT}
+            {
+                "task": {"name": "qt_digits10", "mapping_hidden": [4], "standardize": standardize},
+                "device": "fake_guadalupe",
+                "space": {"name": "ry_cnot", "max_blocks": 1},
+            }
         )
         qt_task = task_from_config(qt)
         qt_sc = build_supercircuit(qt, qt_task)
         qt_sub = qt_sc.subcircuit(qt_sc.fixed_blocks(1))
-        old = old_name(
-            qt.model_copy(update={"task": qt.task.model_copy(update={"standardize": None})}),
-            qt_sub,
-            session12,
-        )
+        old = old_name(qt, qt_sub, session12)  # the day's name had no standardize key
         old.touch()
         assert (_finetune_checkpoint(tmp_path, qt, qt_task, qt_sub, []) == old) is shared
         old.unlink()
-
-
-SMALL_QT = {"device": "fake_guadalupe", "space": {"name": "ry_cnot", "max_blocks": 1}}
 
 
 def test_a_quantum_train_run_saved_before_standardize_keeps_per_tensor(tmp_path):
