@@ -288,6 +288,14 @@ def main() -> None:
         sets.insert(0, f"task.mapping_hidden={list(args.mapping_hidden)}")
     base = load_config(args.config, overrides + sets)
     task_name = base.task.name
+    # The rows before 2026-12-05 standardized per tensor and trained on plain cross-entropy, and
+    # are named without either: a config holding today's settings names its rows by them, as if
+    # given by --set, so no later row shares an older row's name with another meaning.
+    given = {kv.split("=", 1)[0] for kv in args.set}
+    if "task.standardize" not in given and base.task.standardize in (None, "unit"):
+        args.set.append("task.standardize=unit")
+    if "task.label_smoothing" not in given and base.task.label_smoothing:
+        args.set.append(f"task.label_smoothing={base.task.label_smoothing}")
     # Rows of another mapping model or config than the config's are named by what they use of
     # it: the classical network no mapping model, the human generators not the design space.
     mapping = "" if not args.mapping_hidden else "-map" + "x".join(map(str, args.mapping_hidden))
@@ -358,16 +366,22 @@ def table(cells: dict[tuple, dict], task_name: str) -> str:
     methods = sorted({m for m, _ in cells}, key=lambda m: (m != "classical", not m.startswith("searched"), m))
     lines = [
         f"{task_name}:",
-        "| generator | trained params | test acc. | below the classical network, per seed | with 20x2^n shots "
+        "| generator | trained params | test acc. | below the classical network (same loss), per seed | with 20x2^n shots "
         "| noisy | noisy, mapping re-fit | seeds |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    # The goal is read per seed: each row against the network trained directly on the same seed.
-    direct = {s: r["test_accuracy"] for (m, s), r in cells.items() if m == "classical"}
+
+    # The goal is read per seed: each row against the network trained directly on the same seed
+    # with the same loss (a row's label smoothing, if any, names its classical row too).
+    def direct(method: str) -> dict[int, float]:
+        smoothing = [part for part in method.split("-") if part.startswith("task.label_smoothing=")]
+        name = "-".join(["classical", *smoothing])
+        return {s: r["test_accuracy"] for (m, s), r in cells.items() if m == name}
 
     def below(rows: list[dict]) -> str:
-        gaps = [100 * (direct[r["seed"]] - r["test_accuracy"]) for r in rows if r["seed"] in direct]
-        if not gaps or rows[0]["method"] == "classical":
+        same_loss = direct(rows[0]["method"])
+        gaps = [100 * (same_loss[r["seed"]] - r["test_accuracy"]) for r in rows if r["seed"] in same_loss]
+        if not gaps or rows[0]["method"].startswith("classical"):
             return "-"
         return f"{np.mean(gaps):.2f} ({min(gaps):.1f}-{max(gaps):.1f}, {len(gaps)} seeds)"
 
